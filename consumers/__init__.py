@@ -1,0 +1,1 @@
+"""runstream's ingest side (being built: see issue 5)."""

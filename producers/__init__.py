@@ -1,0 +1,1 @@
+"""runstream's training-side SDK (being built: see issue 4)."""

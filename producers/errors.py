@@ -1,0 +1,72 @@
+"""Errors the training-side SDK raises (a branch of :mod:`schemas.errors`).
+
+Validation errors subclass ``ValueError`` or ``TypeError`` too, so code written
+for Azure ML's SDK that catches those keeps working::
+
+    PipelineError
+    └── SdkError
+        ├── InvalidLogCall      (ValueError)  bad name, length, shape, count, image
+        ├── InvalidValueType    (TypeError)   a value of an unsupported type
+        ├── RunNotActive                      logging to a completed/failed/canceled run
+        ├── TransportError      (retriable)   Kafka or the spool could not take the bytes
+        ├── ConfigurationError  (ValueError)  bad Workspace settings or runstream.json
+        └── ReadError                          reading runs back failed
+            ├── RunNotFound     (LookupError)
+            └── IngestNotRunning              Kafka mode, events not visible: no `runstream ingest`?
+"""
+
+from __future__ import annotations
+
+from schemas.errors import PipelineError
+
+__all__ = [
+    "SdkError",
+    "InvalidLogCall",
+    "InvalidValueType",
+    "RunNotActive",
+    "TransportError",
+    "ConfigurationError",
+    "ReadError",
+    "RunNotFound",
+    "IngestNotRunning",
+]
+
+
+class SdkError(PipelineError):
+    """Root of the SDK's errors."""
+
+
+class InvalidLogCall(SdkError, ValueError):
+    """A logging call broke a rule (name or value too long, too many columns, ...); nothing was logged."""
+
+
+class InvalidValueType(SdkError, TypeError):
+    """A value's type cannot be logged; nothing was logged."""
+
+
+class RunNotActive(SdkError):
+    """The run has ended; it takes no more events."""
+
+
+class TransportError(SdkError):
+    """Kafka or the spool could not take the bytes; the emitter retries or spills."""
+
+    retriable = True
+
+
+class ConfigurationError(SdkError, ValueError):
+    """Workspace settings or ``runstream.json`` are invalid."""
+
+
+class ReadError(SdkError):
+    """Reading runs back failed."""
+
+
+class RunNotFound(ReadError, LookupError):
+    """No run with that id in that experiment."""
+
+
+class IngestNotRunning(ReadError):
+    """Events were sent to Kafka but did not become visible in time: is `runstream ingest` running?"""
+
+    retriable = True
