@@ -5,6 +5,7 @@ Producers and consumers both import this package; it depends on fastavro only.
 
 from .codec import MARKER, MAX_MESSAGE_BYTES, decode, encode, fingerprint_of, writer_schemas
 from .errors import ContractError, DecodeError, EncodeError, PipelineError
+from .limits import RunLimits
 from .records import (
     EVENT_TYPES,
     FINAL_STATUSES,
@@ -33,6 +34,7 @@ __all__ = [
     "decode",
     "fingerprint_of",
     "writer_schemas",
+    "RunLimits",
     "PipelineError",
     "ContractError",
     "EncodeError",
