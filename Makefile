@@ -1,0 +1,58 @@
+# runstream: set-up, the local stack and the test suite.
+# `make` alone lists the targets. Every target is safe to run twice.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PY := $(VENV)/bin/python
+# Touched after a successful install; pyproject.toml being newer triggers a re-install.
+INSTALL_STAMP := $(VENV)/.runstream-installed
+
+# Endpoints of the local stack, read by the integration tests.
+export RUNSTREAM_KAFKA ?= 127.0.0.1:9092
+export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
+# The stack scripts probe Kafka with kafka-python from this interpreter.
+export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
+
+.PHONY: help install stack-deps stack-up stack-down stack-status test clean
+
+help: ## List the targets
+	@echo "usage: make TARGET"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(INSTALL_STAMP) ## Create .venv with runstream, the embedded engine and the dev tools
+
+$(INSTALL_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV_PY) -m pip install --quiet -e '.[embedded,dev]'
+	touch $@
+
+stack-deps: ## Install what the local stack runs on: OS packages and the Kafka jars
+	deploy/local/deps.sh
+
+stack-up: install stack-deps ## Start Kafka and ClickHouse on 127.0.0.1; wait until both answer
+	deploy/local/kafka.sh start
+	deploy/local/clickhouse.sh start
+
+stack-down: ## Stop Kafka and ClickHouse (state is kept under deploy/local/.state)
+	deploy/local/kafka.sh stop
+	deploy/local/clickhouse.sh stop
+
+stack-status: ## Say whether Kafka and ClickHouse are up
+	deploy/local/kafka.sh status || true
+	deploy/local/clickhouse.sh status || true
+
+# The stack comes down on every exit path, pytest's failure and Ctrl-C included;
+# the exit code is pytest's.
+test: install stack-deps ## Install, start the stack, run the whole suite, stop the stack
+	trap '$(MAKE) stack-down' EXIT; \
+	$(MAKE) stack-up; \
+	$(VENV)/bin/pytest tests/
+
+clean: stack-down ## Stop the stack, remove .venv, stack state and downloaded jars
+	rm -rf $(VENV) deploy/local/.state deploy/local/.cache .pytest_cache

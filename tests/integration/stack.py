@@ -1,0 +1,198 @@
+"""Private Kafka brokers and ClickHouse servers for tests, run by deploy/local/*.sh.
+
+The shared stack (``make stack-up``) listens on the default ports and every test
+may use it. A test that has to stop a broker or a server, or needs one that no
+other test writes to, starts its own on free ports instead::
+
+    with KafkaInstance(state_dir=tmp_path / "kafka") as kafka:
+        produce(kafka.bootstrap, ...)
+        kafka.stop()            # the shared broker keeps running
+
+The instances are real processes started by the same scripts as the shared
+stack, so a test that uses one also exercises the scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+__all__ = ["REPO_ROOT", "ClickHouseInstance", "KafkaInstance", "StackError", "free_ports"]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout these tests run from."""
+
+_LOCAL = REPO_ROOT / "deploy" / "local"
+# Longer than the scripts' own start timeouts, so their message wins.
+_SCRIPT_TIMEOUT_S = 240
+
+
+class StackError(RuntimeError):
+    """A stack script failed; the message holds what it printed."""
+
+
+def free_ports(count: int) -> list[int]:
+    """Return ``count`` distinct TCP ports that are free on 127.0.0.1 right now.
+
+    All sockets are held open until every port is picked, so the ports differ.
+    Another process may still take one before the server binds it; the scripts
+    then fail with a clear "port is taken" message.
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _run(script: str, action: str, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "CLICKHOUSE_"))}
+    # The Kafka readiness probe uses kafka-python; this interpreter has it.
+    env["RUNSTREAM_PYTHON"] = sys.executable
+    env.update(settings)
+    return subprocess.run(
+        [str(_LOCAL / script), action],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=_SCRIPT_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _check(proc: subprocess.CompletedProcess[str], what: str) -> None:
+    if proc.returncode != 0:
+        raise StackError(f"{what} failed (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+
+
+class _Instance:
+    """Start/stop/status through one script, with the settings of one instance."""
+
+    __slots__ = ()
+    _script: str
+
+    def _settings(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the process if it is not running and wait until it answers."""
+        _check(_run(self._script, "start", self._settings()), f"{self} start")
+
+    def stop(self) -> None:
+        """Stop the process and wait until it has exited; a no-op when stopped."""
+        _check(_run(self._script, "stop", self._settings()), f"{self} stop")
+
+    def is_running(self) -> bool:
+        """True when the process runs and answers a real request."""
+        return _run(self._script, "status", self._settings()).returncode == 0
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class KafkaInstance(_Instance):
+    """A single-node KRaft broker on 127.0.0.1, run by deploy/local/kafka.sh.
+
+    Ports left out are picked free at construction. ``state_dir`` defaults to the
+    script's own, ``deploy/local/.state/kafka-<port>``.
+    """
+
+    __slots__ = ("port", "controller_port", "state_dir")
+    _script = "kafka.sh"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        controller_port: int | None = None,
+        state_dir: Path | None = None,
+    ) -> None:
+        picked = free_ports(2)
+        self.port = port if port is not None else picked[0]
+        self.controller_port = controller_port if controller_port is not None else picked[1]
+        self.state_dir = state_dir
+
+    @property
+    def bootstrap(self) -> str:
+        """The bootstrap address clients connect to, ``127.0.0.1:<port>``."""
+        return f"127.0.0.1:{self.port}"
+
+    def _settings(self) -> dict[str, str]:
+        settings = {"KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(self.controller_port)}
+        if self.state_dir is not None:
+            settings["KAFKA_STATE_DIR"] = str(self.state_dir)
+        return settings
+
+    def __repr__(self) -> str:
+        return f"KafkaInstance(port={self.port}, controller_port={self.controller_port})"
+
+
+class ClickHouseInstance(_Instance):
+    """A ClickHouse server on 127.0.0.1, run by deploy/local/clickhouse.sh.
+
+    ``port`` is the native-protocol port; ports left out are picked free at
+    construction. ``database`` is created on start. ``state_dir`` defaults to the
+    script's own, ``deploy/local/.state/clickhouse-<port>``.
+    """
+
+    __slots__ = ("port", "http_port", "interserver_port", "state_dir", "database")
+    _script = "clickhouse.sh"
+
+    def __init__(
+        self,
+        port: int | None = None,
+        *,
+        http_port: int | None = None,
+        interserver_port: int | None = None,
+        state_dir: Path | None = None,
+        database: str = "runstream",
+    ) -> None:
+        picked = free_ports(3)
+        self.port = port if port is not None else picked[0]
+        self.http_port = http_port if http_port is not None else picked[1]
+        self.interserver_port = interserver_port if interserver_port is not None else picked[2]
+        self.state_dir = state_dir
+        self.database = database
+
+    @property
+    def url(self) -> str:
+        """The native-protocol URL, ``clickhouse://127.0.0.1:<port>/<database>``."""
+        return f"clickhouse://127.0.0.1:{self.port}/{self.database}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP interface, ``http://127.0.0.1:<http_port>/``."""
+        return f"http://127.0.0.1:{self.http_port}/"
+
+    def _settings(self) -> dict[str, str]:
+        settings = {
+            "CLICKHOUSE_TCP_PORT": str(self.port),
+            "CLICKHOUSE_HTTP_PORT": str(self.http_port),
+            "CLICKHOUSE_INTERSERVER_PORT": str(self.interserver_port),
+            "CLICKHOUSE_DATABASE": self.database,
+        }
+        if self.state_dir is not None:
+            settings["CLICKHOUSE_STATE_DIR"] = str(self.state_dir)
+        return settings
+
+    def __repr__(self) -> str:
+        return f"ClickHouseInstance(port={self.port}, http_port={self.http_port})"
