@@ -62,10 +62,12 @@ fetch_jars() {
         started="$SECONDS"
         echo "kafka: fetching the broker's jars from Maven Central into $KAFKA_LIBS_DIR"
         if ! mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
-                -DoutputDirectory="$tmp" -DincludeScope=runtime; then
-            rm -rf "$tmp"
-            die "kafka: mvn could not fetch the broker's jars (see the output above)"
+                -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp.mvn.log" 2>&1; then
+            show_log_tail "$tmp.mvn.log"
+            rm -rf "$tmp" "$tmp.mvn.log"
+            die "kafka: mvn could not fetch the broker's jars"
         fi
+        rm -f "$tmp.mvn.log"
         touch "$tmp/$COMPLETE_MARK"
         rm -rf "$KAFKA_LIBS_DIR"
         mv "$tmp" "$KAFKA_LIBS_DIR"
