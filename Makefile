@@ -19,6 +19,8 @@ export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
 export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
 .PHONY: help install stack-deps stack-up stack-down stack-status test clean
+# `make demo` (the embedded default, no servers) and `make bench` are added by
+# the work that delivers them; `help` lists every target with a `## ` comment.
 
 help: ## List the targets
 	@echo "usage: make TARGET"
