@@ -1,0 +1,450 @@
+"""Where events come from: a Kafka consumer group, or the local spool.
+
+Both sources hand out :class:`RawMessage` batches and remember how far they
+handed out; :meth:`Source.commit` makes that position durable and is called by
+the worker only after the sink accepted everything handed out so far. After a
+crash the uncommitted tail is read again, and ClickHouse collapses the repeats.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol
+
+from schemas.spool import SEGMENT_MAGIC, SpoolCorruption, SpoolRecord, list_segments, read_segment, seal_abandoned
+
+from .errors import SourceError
+from .message import RawMessage
+
+__all__ = ["Source", "KafkaSource", "SpoolSource", "ensure_topics", "SPOOL_ERROR_REASONS"]
+
+log = logging.getLogger("runstream.ingest")
+
+SPOOL_ERROR_REASONS = frozenset({"spool_bad_crc", "spool_bad_length", "spool_truncated", "spool_bad_segment_magic"})
+"""``RawMessage.source_error`` values: spool bytes that could not be framed."""
+
+
+class Source(Protocol):
+    """A log of messages with a committable position."""
+
+    def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
+        """Up to ``max_records`` messages, waiting at most ``timeout_s`` for the first; [] while paused."""
+        ...
+
+    def commit(self) -> None:
+        """Make the position after every message handed out so far durable."""
+        ...
+
+    def rewind(self) -> None:
+        """Forget messages handed out since the last commit: they will be handed out again."""
+        ...
+
+    def pause(self) -> None:
+        """Stop fetching (the sink is down; memory must stay bounded)."""
+        ...
+
+    def resume(self) -> None: ...
+
+    def idle(self) -> None:
+        """Keep the source alive while paused (Kafka: group membership)."""
+        ...
+
+    def backlog_bytes(self) -> int | None:
+        """Bytes not yet committed, where the source can tell (the spool); else None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# -- Kafka ---------------------------------------------------------------------------------------
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 30.0) -> list[str]:
+    """Create missing topics (auto-creation is off on runstream's brokers); returns the ones created."""
+    from ._kafka import kafka
+
+    try:
+        admin = kafka.admin.KafkaAdminClient(bootstrap_servers=bootstrap, client_id="runstream-ingest-admin",
+                                             request_timeout_ms=int(timeout_s * 1000))
+    except Exception as exc:
+        raise SourceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            new = [kafka.admin.NewTopic(t, num_partitions=topics[t], replication_factor=1) for t in missing]
+            try:
+                admin.create_topics(new)
+            except kafka.errors.TopicAlreadyExistsError:
+                pass  # another worker created it a moment ago
+        return missing
+    except Exception as exc:
+        raise SourceError(f"cannot create topics {sorted(topics)} on {bootstrap}: {exc}") from exc
+    finally:
+        admin.close()
+
+
+class KafkaSource:
+    """A member of a consumer group: no auto-commit, commits only what the worker says landed.
+
+    ``on_revoke`` runs inside ``poll`` when a rebalance takes partitions away:
+    the worker flushes what it buffered and commits, so the next owner starts
+    exactly where this one stopped.
+    """
+
+    def __init__(self, *, bootstrap: str, topic: str, group: str, on_revoke: Callable[[], None],
+                 session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest") -> None:
+        from ._kafka import kafka
+
+        self._kafka = kafka
+        self.topic = topic
+        self._on_revoke = on_revoke
+        self._positions: dict[Any, int] = {}
+        self._paused = False
+        source = self
+
+        class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+                source._on_revoke()
+                source._positions.clear()
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+                if source._paused and assigned:
+                    source._consumer.pause(*assigned)
+
+        try:
+            self._consumer = kafka.KafkaConsumer(
+                bootstrap_servers=bootstrap,
+                group_id=group,
+                client_id=client_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=session_timeout_ms,
+                heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+                max_poll_interval_ms=600_000,
+                max_partition_fetch_bytes=2 * 1024 * 1024,
+            )
+            self._consumer.subscribe([topic], listener=_Listener())
+        except Exception as exc:
+            raise SourceError(f"cannot join group {group!r} on {bootstrap}: {exc}") from exc
+
+    def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
+        try:
+            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            raise SourceError(f"Kafka poll failed: {exc}") from exc
+        out: list[RawMessage] = []
+        if self._paused and batches:
+            # A rebalance handed us unpaused partitions while paused: give the records back.
+            for tp, records in batches.items():
+                self._consumer.seek(tp, records[0].offset)
+            self._consumer.pause(*batches)
+            return out
+        for tp, records in batches.items():
+            source = f"{tp.topic}/{tp.partition}"
+            for r in records:
+                out.append(RawMessage(source, tp.partition, r.offset, r.key, r.value if r.value is not None else b"",
+                                      r.timestamp if r.timestamp is not None else 0))
+            self._positions[tp] = records[-1].offset + 1
+        return out
+
+    def commit(self) -> None:
+        if not self._positions:
+            return
+        k = self._kafka
+        assigned = self._consumer.assignment()
+        offsets = {tp: k.structs.OffsetAndMetadata(off, "", -1) for tp, off in self._positions.items()
+                   if tp in assigned}
+        self._positions.clear()
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(offsets=offsets)
+        except (k.errors.CommitFailedError, k.errors.RebalanceInProgressError, k.errors.IllegalStateError) as exc:
+            # The rows are in ClickHouse; the next owner re-reads them and they collapse.
+            log.warning("offset commit lost to a rebalance (%s); the next owner re-reads those messages", exc)
+        except Exception as exc:
+            raise SourceError(f"Kafka offset commit failed: {exc}") from exc
+
+    def rewind(self) -> None:
+        for tp in list(self._positions):
+            try:
+                committed = self._consumer.committed(tp)
+                self._consumer.seek(tp, committed if committed is not None else 0)
+            except Exception:  # partition no longer ours: the next owner starts at the committed offset
+                log.debug("rewind of %s skipped", tp, exc_info=True)
+        self._positions.clear()
+
+    def pause(self) -> None:
+        self._paused = True
+        assigned = self._consumer.assignment()
+        if assigned:
+            self._consumer.pause(*assigned)
+
+    def resume(self) -> None:
+        self._paused = False
+        paused = self._consumer.paused()
+        if paused:
+            self._consumer.resume(*paused)
+
+    def idle(self) -> None:
+        self.poll(1, 0.0)
+
+    def backlog_bytes(self) -> int | None:
+        return None
+
+    def close(self) -> None:
+        try:
+            self._consumer.close(autocommit=False)
+        except Exception:
+            log.debug("consumer close failed", exc_info=True)
+
+
+# -- spool ---------------------------------------------------------------------------------------
+
+_SEGMENT = re.compile(r"(?P<writer>.+)-(?P<number>\d+)")
+
+
+@dataclass(slots=True)
+class _Segment:
+    stem: str
+    writer: str
+    number: int
+    path: Path
+
+
+def _scan(spool_dir: Path) -> list[_Segment]:
+    out = []
+    for path in list_segments(spool_dir):
+        m = _SEGMENT.fullmatch(path.stem)
+        if m:
+            out.append(_Segment(path.stem, m["writer"], int(m["number"]), path))
+    out.sort(key=lambda s: (s.writer, s.number))
+    return out
+
+
+class SpoolSource:
+    """Reads ``spool_dir`` segments in order per writer; one process at a time (the home lock's holder).
+
+    The checkpoint (``state_dir/spool-checkpoint.json``, replaced atomically)
+    holds the committed offset of every segment still present; fully ingested
+    sealed segments are deleted after the commit that covers them.
+    """
+
+    _RESCAN_S = 0.25
+
+    def __init__(self, spool_dir: Path, state_dir: Path, *, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.spool_dir = Path(spool_dir)
+        self.state_dir = Path(state_dir)
+        self._checkpoint_path = self.state_dir / "spool-checkpoint.json"
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._committed: dict[str, int] = self._load_checkpoint()
+        self._pending: dict[str, int] = {}
+        self._iters: dict[str, Iterator[SpoolRecord | SpoolCorruption]] = {}
+        self._done: set[str] = set()  # sealed and read to the end (pending)
+        self._segments: list[_Segment] = []
+        self._last_scan = float("-inf")
+        self._paused = False
+
+    # checkpoint
+
+    def _load_checkpoint(self) -> dict[str, int]:
+        try:
+            data = json.loads(self._checkpoint_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"unreadable spool checkpoint {self._checkpoint_path}: {exc}") from exc
+        segments = data.get("segments") if isinstance(data, dict) else None
+        if not isinstance(segments, dict):
+            raise SourceError(f"spool checkpoint {self._checkpoint_path} has no 'segments' object")
+        return {str(k): int(v) for k, v in segments.items()}
+
+    def _save_checkpoint(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._checkpoint_path.with_name(self._checkpoint_path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"version": 1, "segments": self._committed}, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._checkpoint_path)
+        dir_fd = os.open(self.state_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _offset(self, stem: str) -> int:
+        return self._pending.get(stem, self._committed.get(stem, 0))
+
+    # reading
+
+    def _rescan(self) -> None:
+        seal_abandoned(self.spool_dir)
+        self._segments = _scan(self.spool_dir)
+        self._last_scan = self._monotonic()
+
+    def _active(self) -> list[_Segment]:
+        """Per writer, the first segment not read to the end (later ones wait: per-writer order)."""
+        active: list[_Segment] = []
+        seen: set[str] = set()
+        for seg in self._segments:
+            if seg.writer in seen or seg.stem in self._done:
+                continue
+            seen.add(seg.writer)
+            active.append(seg)
+        return active
+
+    def _open(self, seg: _Segment) -> Iterator[SpoolRecord | SpoolCorruption] | None:
+        for path in (seg.path, seg.path.with_suffix(".seg")):
+            try:
+                it = read_segment(path, self._offset(seg.stem))
+                first = next(it, None)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise SourceError(f"cannot read spool segment {path}: {exc}") from exc
+            seg.path = path
+            if first is None:
+                return None
+
+            def chain(first: SpoolRecord | SpoolCorruption = first,
+                      rest: Iterator[SpoolRecord | SpoolCorruption] = it) -> Iterator[SpoolRecord | SpoolCorruption]:
+                yield first
+                yield from rest
+
+            return chain()
+        return None
+
+    def _read(self, seg: _Segment, budget: int, out: list[RawMessage]) -> None:
+        it = self._iters.get(seg.stem)
+        if it is None:
+            try:
+                size = seg.path.stat().st_size
+            except FileNotFoundError:
+                size = -1  # renamed .open -> .seg a moment ago; _open looks for both
+            if 0 <= size <= self._offset(seg.stem):
+                self._maybe_done(seg)
+                return  # nothing new: don't re-read a live segment on every poll
+            it = self._open(seg)
+            if it is None:
+                if self._offset(seg.stem) < len(SEGMENT_MAGIC) <= size:
+                    self._pending[seg.stem] = len(SEGMENT_MAGIC)  # a valid header and no record yet
+                self._maybe_done(seg)
+                return
+            self._iters[seg.stem] = it
+        for _ in range(budget):
+            item = next(it, None)
+            if item is None:
+                del self._iters[seg.stem]
+                self._maybe_done(seg)
+                return
+            if isinstance(item, SpoolRecord):
+                out.append(RawMessage(f"{seg.stem}", 0, item.offset, item.key, item.value))
+                self._pending[seg.stem] = item.next_offset
+            else:
+                reason = f"spool_{item.reason}"
+                if reason not in SPOOL_ERROR_REASONS:
+                    reason = "spool_bad_length"
+                log.warning("spool segment %s: %s at byte %d; the rest goes to the dead letters", seg.path.name,
+                            item.reason, item.offset)
+                out.append(RawMessage(f"{seg.stem}", 0, item.offset, None, item.data, source_error=reason))
+                self._pending[seg.stem] = item.offset + len(item.data)
+                del self._iters[seg.stem]
+                self._maybe_done(seg)
+                return
+
+    def _maybe_done(self, seg: _Segment) -> None:
+        if seg.path.suffix == ".seg" or (seg.path.with_suffix(".seg").exists() and not seg.path.exists()):
+            # Sealed: nothing will be appended. Re-check the size so a seal that raced our read is seen.
+            path = seg.path.with_suffix(".seg")
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                return
+            if self._offset(seg.stem) >= size or size < len(SEGMENT_MAGIC):
+                self._done.add(seg.stem)
+
+    def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
+        deadline = self._monotonic() + timeout_s
+        while True:
+            if self._paused:
+                return []
+            if self._monotonic() - self._last_scan >= self._RESCAN_S or not self._segments:
+                self._rescan()
+            out: list[RawMessage] = []
+            active = self._active()
+            if active:
+                share = max(1, max_records // len(active))
+                for seg in active:
+                    if len(out) >= max_records:
+                        break
+                    self._read(seg, min(share, max_records - len(out)), out)
+            if out:
+                return out
+            remaining = deadline - self._monotonic()
+            if remaining <= 0:
+                return out
+            self._sleep(min(remaining, 0.05))
+            self._last_scan = float("-inf")  # nothing found: look again for new segments
+
+    def commit(self) -> None:
+        if not self._pending and not self._done:
+            return
+        self._committed.update(self._pending)
+        self._pending.clear()
+        removable = [s for s in self._segments if s.stem in self._done]
+        try:
+            self._save_checkpoint()
+            for seg in removable:
+                try:
+                    os.unlink(seg.path.with_suffix(".seg"))
+                except FileNotFoundError:
+                    pass
+                self._committed.pop(seg.stem, None)
+                self._done.discard(seg.stem)
+            if removable:
+                self._segments = [s for s in self._segments if s.stem not in {r.stem for r in removable}]
+                self._save_checkpoint()
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise SourceError(f"disk full writing the spool checkpoint in {self.state_dir}") from exc
+            raise SourceError(f"cannot write the spool checkpoint {self._checkpoint_path}: {exc}") from exc
+
+    def rewind(self) -> None:
+        self._pending.clear()
+        self._iters.clear()
+        self._done.clear()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+
+    def idle(self) -> None:
+        pass
+
+    def backlog_bytes(self) -> int | None:
+        total = 0
+        for path in list_segments(self.spool_dir):
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError:
+                continue
+            total += max(0, size - self._committed.get(path.stem, 0))
+        return total
+
+    def close(self) -> None:
+        self._iters.clear()

@@ -1,0 +1,388 @@
+"""The ingest loop: poll -> decode -> validate/limit -> rows -> flush -> commit.
+
+One :class:`Worker` drives one source into one sink, single-threaded.
+
+Exactly once, end to end:
+
+1. Offsets (Kafka) or the spool checkpoint are committed only after every
+   table of the batch, then ``writer_progress``, was accepted by the sink.
+2. A crash anywhere before the commit re-delivers the batch; every row carries
+   its message's ``(writer_id, seq[, idx])`` so ``ReplacingMergeTree`` collapses
+   the repeats, and readers deduplicate until merges happen.
+
+Sink outages: the batch is retried with capped exponential backoff while the
+source is paused (nothing more is read, so memory stays bounded); once the sink
+takes it, the worker commits and resumes. Tables already written in a failed
+attempt are not written again.
+
+A rebalance (Kafka) flushes and commits before the partitions go; if the sink
+cannot take the batch in time, the batch is dropped uncommitted and the next
+owner reads it again. Shutdown (:meth:`Worker.stop`) flushes and commits within
+``shutdown_timeout_s``, or exits without committing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from prometheus_client import CollectorRegistry
+
+from schemas.errors import DecodeError
+from schemas.records import FINAL_STATUSES, Event, RunStatusChanged
+
+from .config import IngestConfig
+from .decode import check_key, decode_message
+from .dlq import DeadLetter, DeadLetters
+from .errors import InvalidEvent, SinkError, SourceError
+from .limits import RunLimiter
+from .message import RawMessage
+from .metrics import IngestMetrics
+from .rows import RowBuffer, group_rejections
+from .source import Source
+from .validate import WHOLE_EVENT, validate
+
+__all__ = ["EventSinkLike", "Worker"]
+
+log = logging.getLogger("runstream.ingest")
+
+
+class EventSinkLike(Protocol):
+    """What the worker needs of ``consumers.store.base.EventSink``."""
+
+    def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None: ...
+
+
+def _key_text(message: RawMessage) -> str:
+    if not message.key:
+        return ""
+    return message.key.decode("utf-8", "replace")[:256]
+
+
+class Worker:
+    """Moves messages from ``source`` to ``sink`` exactly once (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        source: Source,
+        sink: EventSinkLike,
+        limiter: RunLimiter,
+        dead_letters: DeadLetters,
+        config: IngestConfig,
+        metrics: IngestMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.source = source
+        self.sink = sink
+        self.limiter = limiter
+        self.dead_letters = dead_letters
+        self.config = config
+        self.metrics = metrics if metrics is not None else IngestMetrics(CollectorRegistry())
+        self._clock = clock
+        self._monotonic = monotonic
+        self._buffer = RowBuffer()
+        self._letters: list[DeadLetter] = []
+        self._polled = 0  # messages handed out by the source since the last commit
+        self._written: set[str] = set()  # tables of the current batch already accepted
+        self._letters_sent = False
+        self._first_buffered: float | None = None
+        self._stop = threading.Event()
+        self._stop_deadline = float("inf")
+        self._flushing = False
+        self._abandon = False
+        self._paused = False
+        self._active: dict[str, int] = {}  # run id -> created_ms of its latest event (not ended)
+        self.committed_messages = 0
+        """Messages committed since start (progress reports, tests)."""
+
+    # -- control -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to flush, commit and return (signal-handler safe)."""
+        if not self._stop.is_set():
+            self._stop_deadline = self._monotonic() + self.config.shutdown_timeout_s
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffer.rows
+
+    def run(self) -> None:
+        """Poll until :meth:`stop`, then flush and commit what is buffered."""
+        try:
+            while not self._stop.is_set():
+                self.step()
+        finally:
+            self.shutdown()
+
+    def shutdown(self) -> bool:
+        """Final flush and commit within the shutdown deadline; True when nothing was left uncommitted."""
+        if self._stop_deadline == float("inf"):
+            self._stop_deadline = self._monotonic() + self.config.shutdown_timeout_s
+        ok = self.flush(deadline=self._stop_deadline)
+        if not ok:
+            log.warning("exiting with %d buffered rows uncommitted; they will be read again on restart",
+                        self._buffer.rows)
+        return ok
+
+    def step(self) -> None:
+        """One poll, and a flush when the batch is full or old enough."""
+        if self._due():
+            self.flush()
+            if self._stop.is_set():
+                return
+        timeout = self.config.flush_interval_s
+        if self._first_buffered is not None:
+            timeout = max(0.0, self._first_buffered + self.config.flush_interval_s - self._monotonic())
+        try:
+            messages = self.source.poll(self.config.poll_max_records, min(timeout, 0.5))
+        except SourceError as exc:
+            log.warning("%s; retrying", exc)
+            self._stop.wait(self.config.retry_initial_s)
+            return
+        if messages:
+            self.process(messages)
+        if self._due():
+            self.flush()
+
+    def drain(self, *, deadline: float) -> bool:
+        """Ingest until the source has nothing more, then flush; True when all of it was committed.
+
+        Used by readers in embedded mode (they own chDB for the duration).
+        """
+        while self._monotonic() < deadline:
+            messages = self.source.poll(self.config.poll_max_records, 0.0)
+            if not messages:
+                break
+            self.process(messages)
+            if self._due() and not self.flush(deadline=deadline):
+                return False
+        return self.flush(deadline=deadline)
+
+    def _due(self) -> bool:
+        if self._polled == 0:
+            return False
+        if self._buffer.rows >= self.config.flush_rows:
+            return True
+        return (self._first_buffered is not None
+                and self._monotonic() - self._first_buffered >= self.config.flush_interval_s)
+
+    # -- processing ----------------------------------------------------------------------------
+
+    def process(self, messages: Sequence[RawMessage]) -> None:
+        """Decode, check and buffer ``messages`` (handed out by the source, not yet committed)."""
+        if self._first_buffered is None:
+            self._first_buffered = self._monotonic()
+        self._polled += len(messages)
+        decoded: list[tuple[RawMessage, Event]] = []
+        now_ms = int(self._clock() * 1000)
+        for message in messages:
+            if message.source_error is not None:
+                self._reject_raw(message, message.source_error, f"{len(message.value)} unreadable bytes", now_ms)
+                continue
+            try:
+                event = decode_message(message)
+            except DecodeError as exc:
+                self._reject_raw(message, exc.reason, exc.detail, now_ms)
+                continue
+            decoded.append((message, event))
+        if decoded:
+            self._flushing = True
+            try:
+                loaded = self._retry(lambda: self.limiter.prepare(e for _, e in decoded),
+                                     "loading run limit counters", None)
+            finally:
+                self._flushing = False
+            if not loaded:
+                # Stopping, or a rebalance took the partitions: without counters nothing can be
+                # checked, so give the uncommitted messages back (they are read again).
+                self._discard()
+                return
+        for message, event in decoded:
+            self.metrics.events_consumed.labels(event.EVENT_TYPE).inc()
+            try:
+                check_key(message, event)
+                checked = validate(event, self.limiter.limits)
+                new_names = self.limiter.apply(checked)
+            except InvalidEvent as exc:
+                self._reject_event(message, event, exc.reason, exc.detail, now_ms)
+                continue
+            except Exception as exc:  # a bug in a check must not stop the partition
+                log.exception("checking %s event %s/%d failed", event.EVENT_TYPE, event.writer_id, event.seq)
+                self._reject_event(message, event, "internal_error", f"{type(exc).__name__}: {exc}", now_ms)
+                continue
+            self._buffer.add(checked.event, checked.rejected, new_names)
+            self._track(checked.event)
+            if checked.rejected:
+                groups = group_rejections(checked.event, checked.rejected)
+                for g in groups:
+                    self._buffer.reject(run_id=event.run_id, experiment=event.experiment, reason=g.reason,
+                                        detail=g.detail, event_type=event.EVENT_TYPE, source=message.source,
+                                        source_offset=message.offset, item=g.item, created_ms=event.created_ms,
+                                        rejected_ms=now_ms)
+                    self.metrics.events_rejected.labels(g.reason).inc(g.count)
+                first = groups[0]
+                self._letters.append(DeadLetter(message, first.reason, first.detail, len(checked.rejected)))
+
+    def _reject_raw(self, message: RawMessage, reason: str, detail: str, now_ms: int) -> None:
+        self._buffer.reject(run_id=_key_text(message), experiment="", reason=reason, detail=detail, event_type="",
+                            source=message.source, source_offset=message.offset, item=WHOLE_EVENT,
+                            created_ms=message.timestamp_ms, rejected_ms=now_ms)
+        self._letters.append(DeadLetter(message, reason, detail, WHOLE_EVENT))
+        self.metrics.events_rejected.labels(reason).inc()
+
+    def _reject_event(self, message: RawMessage, event: Event, reason: str, detail: str, now_ms: int) -> None:
+        self._buffer.reject(run_id=event.run_id[:256], experiment=event.experiment[:256], reason=reason,
+                            detail=detail, event_type=event.EVENT_TYPE, source=message.source,
+                            source_offset=message.offset, item=WHOLE_EVENT, created_ms=event.created_ms,
+                            rejected_ms=now_ms)
+        self._buffer.progress(event)
+        self._letters.append(DeadLetter(message, reason, detail, WHOLE_EVENT))
+        self.metrics.events_rejected.labels(reason).inc()
+
+    def _track(self, event: Event) -> None:
+        if isinstance(event, RunStatusChanged) and event.status in FINAL_STATUSES:
+            self._active.pop(event.run_id, None)
+        else:
+            self._active[event.run_id] = max(event.created_ms, self._active.get(event.run_id, 0))
+
+    def _update_active(self) -> None:
+        cutoff = int(self._clock() * 1000) - int(self.config.heartbeat_lost_s * 1000)
+        for run_id in [r for r, last in self._active.items() if last < cutoff]:
+            del self._active[run_id]
+        self.metrics.active_runs.set(len(self._active))
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _retry(self, action: Callable[[], None], what: str, deadline: float | None) -> bool:
+        """Run ``action`` until it succeeds; on sink errors back off with the source paused.
+
+        Returns False when ``deadline`` (monotonic) passed, stopping passed its
+        deadline, or a rebalance asked to abandon the batch.
+        """
+        backoff = self.config.retry_initial_s
+        failures = 0
+        while True:
+            try:
+                action()
+                if self._paused:
+                    self.source.resume()
+                    self._paused = False
+                    log.info("%s succeeded after %d failed attempt(s); resuming", what, failures)
+                return True
+            except SinkError as exc:
+                failure: Exception = exc
+            except Exception as exc:  # an adapter bug or an unexpected driver error: retry, loudly
+                log.exception("unexpected error while %s", what)
+                failure = exc
+            failures += 1
+            self.metrics.clickhouse_insert_errors.inc()
+            if not self._paused:
+                self.source.pause()
+                self._paused = True
+            if failures == 1 or failures % 10 == 0:
+                log.warning("%s failed (%s); retrying in %.1fs with the source paused", what, failure, backoff)
+            limit = deadline if deadline is not None else float("inf")
+            if self._stop.is_set():
+                limit = min(limit, self._stop_deadline)
+            if self._abandon or self._monotonic() + backoff > limit:
+                return False
+            self._stop.wait(backoff) if not self._stop.is_set() else time.sleep(min(backoff, 0.2))
+            try:
+                self.source.idle()
+            except SourceError as exc:
+                log.debug("source idle failed: %s", exc)
+            backoff = min(backoff * 2, self.config.retry_max_s)
+
+    def _write_batch(self) -> None:
+        if self._letters and not self._letters_sent:
+            self.dead_letters.send(self._letters)
+            self._letters_sent = True
+            for letter in self._letters:
+                self.metrics.dlq_messages.labels(letter.reason).inc()
+        now_ms = int(self._clock() * 1000)
+        for table, columns in self._buffer.tables(now_ms):
+            if table in self._written:
+                continue
+            started = time.perf_counter()
+            self.sink.write(table, columns)
+            self.metrics.clickhouse_insert_seconds.observe(time.perf_counter() - started)
+            self._written.add(table)
+            self.metrics.points_written.labels(table).inc(len(next(iter(columns.values()))))
+
+    def flush(self, deadline: float | None = None) -> bool:
+        """Write the batch and commit the source; True on success (also when there was nothing to do).
+
+        Without ``deadline`` it retries until the sink takes the batch or the
+        worker is stopped. False leaves the batch buffered (or dropped when a
+        rebalance abandoned it).
+        """
+        if self._polled == 0:
+            return True
+        self._flushing = True
+        try:
+            ok = self._retry(self._write_batch, "writing a batch", deadline)
+        finally:
+            self._flushing = False
+        if not ok:
+            if self._abandon:
+                self._discard()
+            return False
+        rows = self._buffer.rows
+        self.metrics.batch_rows.observe(rows)
+        now = self._clock()
+        for created_ms in self._buffer.created_ms:
+            self.metrics.end_to_end_latency.observe(max(0.0, now - created_ms / 1000.0))
+        try:
+            self.source.commit()
+        except SourceError as exc:
+            # The rows are in; the uncommitted messages will be re-read and collapse.
+            log.warning("%s", exc)
+        self.committed_messages += self._polled
+        self._reset_batch()
+        self.limiter.trim()
+        self._update_active()
+        backlog = self.source.backlog_bytes()
+        if backlog is not None:
+            self.metrics.spool_backlog_bytes.set(backlog)
+        return True
+
+    def _reset_batch(self) -> None:
+        self._buffer.clear()
+        self._letters.clear()
+        self._letters_sent = False
+        self._written.clear()
+        self._polled = 0
+        self._first_buffered = None
+
+    def _discard(self) -> None:
+        log.warning("dropping an unwritten batch of %d rows; its messages will be read again", self._buffer.rows)
+        self._reset_batch()
+        self._abandon = False
+        self.limiter.forget_all()
+        self.source.rewind()
+        if self._paused:
+            self.source.resume()
+            self._paused = False
+
+    def on_revoke(self) -> None:
+        """Kafka rebalance callback: flush and commit before the partitions go (bounded)."""
+        if self._flushing:
+            self._abandon = True  # the retry loop drops the batch when it sees this
+            self.limiter.forget_all()
+            return
+        if self._polled:
+            deadline = self._monotonic() + self.config.rebalance_flush_timeout_s
+            if not self.flush(deadline=deadline):
+                self._discard()
+        # Another worker may own these runs next: rebuild their counters from ClickHouse.
+        self.limiter.forget_all()
+        self._active.clear()

@@ -1,0 +1,215 @@
+import os
+import random
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from consumers.config import IngestConfig
+from consumers.limits import RunLimiter
+from consumers.message import RawMessage
+from consumers.metrics import IngestMetrics
+from consumers.testing import FixedCounterLoader, InMemorySink, ListSource, MemoryDeadLetters
+from consumers.worker import Worker
+from schemas import RunLimits, encode
+
+from . import factory as f
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+
+def make(messages=(), *, limits=RunLimits(), sink=None, flush_rows=10_000, **cfg):
+    clock = FakeClock()
+    config = IngestConfig(flush_rows=flush_rows, retry_initial_s=0.001, retry_max_s=0.002, metrics_port=None, **cfg)
+    registry = CollectorRegistry()
+    worker = Worker(source=ListSource(messages), sink=sink or InMemorySink(),
+                    limiter=RunLimiter(limits, FixedCounterLoader()), dead_letters=MemoryDeadLetters(),
+                    config=config, metrics=IngestMetrics(registry), monotonic=clock)
+    return worker, clock, registry
+
+
+def pump(worker, clock, rounds=50):
+    for _ in range(rounds):
+        worker.step()
+        clock.t += 1
+    assert worker.flush()
+
+
+def points(sink):
+    return sorted((r["run_id"], r["name"], r["step"]) for r in sink.rows("metric_scalars"))
+
+
+def test_flushes_by_time_and_commits_after_the_sink_accepted():
+    msgs = [f.message(f.started()), f.message(f.scalars(points=4)), f.message(f.status())]
+    worker, clock, _ = make(msgs)
+    worker.step()
+    assert worker.source.committed == 0 and worker.sink.rows("metric_scalars") == []
+    clock.t += 1
+    worker.step()
+    assert worker.source.committed == 3
+    assert len(worker.sink.rows("metric_scalars")) == 4
+    assert [t for t, _ in worker.sink.writes][-1] == "writer_progress"
+
+
+def test_flushes_by_rows():
+    msgs = [f.message(f.scalars(points=6)) for _ in range(3)]
+    worker, clock, _ = make(msgs, flush_rows=10, poll_max_records=1)
+    worker.step()
+    assert worker.source.committed == 0
+    worker.step()
+    assert worker.source.committed == 2
+
+
+def test_sink_outage_pauses_retries_and_resumes_without_loss():
+    msgs = [f.message(f.scalars("r", points=2, start_step=2 * i)) for i in range(20)]
+    sink = InMemorySink()
+    worker, clock, registry = make(msgs, sink=sink, poll_max_records=5)
+    sink.fail_next = 7
+    pump(worker, clock)
+    assert worker.source.committed == 20
+    assert points(sink) == sorted(("r", "loss", s) for s in range(40))
+    assert registry.get_sample_value("runstream_clickhouse_insert_errors_total") == 7
+
+
+def test_partial_batch_write_is_not_repeated():
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.started()), f.message(f.scalars())], sink=sink)
+    worker.step()
+    sink.fail_next = 0
+    original = sink.write
+    calls = []
+
+    def flaky(table, columns):
+        calls.append(table)
+        if table == "metric_scalars" and calls.count(table) == 1:
+            raise __import__("consumers.errors").errors.SinkError("boom")
+        original(table, columns)
+
+    sink.write = flaky
+    assert worker.flush()
+    assert calls.count("runs") == 1 and calls.count("metric_scalars") == 2
+    assert len(sink.rows("runs")) == 1
+
+
+def test_stop_during_outage_gives_up_without_commit():
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink, shutdown_timeout_s=0.05)
+    worker.step()
+    sink.down = True
+    worker._monotonic = __import__("time").monotonic
+    worker.stop()
+    assert worker.shutdown() is False
+    assert worker.source.committed == 0
+
+
+def test_hostile_bytes_are_dead_lettered_and_good_events_land():
+    rng = random.Random(7)
+    good = encode(f.scalars("r", points=5))
+    hostile = [b"", os.urandom(100), good[:20], good[: len(good) - 3], b"\xc3\x01" + b"\x00" * 8 + good[10:],
+               rng.randbytes(900 * 1024), good + b"tail"]
+    msgs = []
+    for h in hostile:
+        msgs.append(f.message(f.scalars("r", points=1, start_step=len(msgs))))
+        msgs.append(RawMessage("runstream.events/0", 0, 10_000 + len(msgs), b"r", h))
+    worker, clock, registry = make(msgs)
+    pump(worker, clock)
+    assert worker.source.committed == len(msgs)
+    assert len(worker.sink.rows("metric_scalars")) == len(hostile)
+    assert len(worker.dead_letters.letters) == len(hostile)
+    rejected = worker.sink.rows("rejected_events")
+    assert len(rejected) == len(hostile)
+    assert {r["reason"] for r in rejected} <= {"empty", "bad_marker", "truncated", "unknown_fingerprint",
+                                               "trailing_bytes", "malformed"}
+    assert all(r["run_id"] == "r" for r in rejected)
+
+
+@pytest.mark.parametrize("change", [
+    dict(steps=[0]), dict(text_pos=[9], text_values=["x"]), dict(name_idx=[0, 5, 0]),
+])
+def test_inconsistent_scalar_batches_never_stop_the_worker(change):
+    from dataclasses import replace
+
+    bad = replace(f.scalars("r", points=3), **change)
+    msgs = [f.message(bad), f.message(f.scalars("r", names=["ok"]))]
+    worker, clock, _ = make(msgs)
+    pump(worker, clock)
+    assert worker.source.committed == 2
+    assert {r["name"] for r in worker.sink.rows("metric_scalars")} >= {"ok"}
+    assert worker.dead_letters.letters
+
+
+def test_51st_metric_name_rejected_and_the_first_50_keep_every_point():
+    msgs = [f.message(f.scalars("r", names=[f"m{i}" for i in range(b * 10, b * 10 + 10)], points=3))
+            for b in range(5)]
+    msgs.append(f.message(f.scalars("r", names=["m0", "m51", "m49"], points=4, start_step=3)))
+    worker, clock, registry = make(msgs)
+    pump(worker, clock)
+    rows = worker.sink.rows("metric_scalars")
+    assert len(rows) == 50 * 3 + 2 * 4
+    assert "m51" not in {r["name"] for r in rows}
+    rejected = worker.sink.rows("rejected_events")
+    assert [(r["reason"], r["item"]) for r in rejected] == [("too_many_metric_names", 1)]
+    assert "m51" in rejected[0]["detail"]
+    assert registry.get_sample_value("runstream_events_rejected_total", {"reason": "too_many_metric_names"}) == 4
+    names = worker.sink.rows("metric_names")
+    assert len(names) == 50
+
+
+def test_writer_progress_covers_rejected_events_too():
+    msgs = [f.message(f.scalars("r", seq=1)), f.message(f.list_logged("r", name="", seq=2))]
+    worker, clock, _ = make(msgs)
+    pump(worker, clock)
+    progress = worker.sink.rows("writer_progress")
+    assert max(p["seq"] for p in progress if p["run_id"] == "r") == 2
+
+
+def test_redelivery_produces_identical_keys():
+    event = f.scalars("r", names=["a", "b"], points=3)
+    worker, clock, _ = make([f.message(event), f.message(event)])
+    pump(worker, clock)
+    keys = [(r["writer_id"], r["seq"], r["idx"]) for r in worker.sink.rows("metric_scalars")]
+    assert len(keys) == 12 and len(set(keys)) == 6
+
+
+def test_metrics_are_reported():
+    worker, clock, registry = make([f.message(f.started()), f.message(f.scalars(points=5))])
+    pump(worker, clock)
+    assert registry.get_sample_value("runstream_events_consumed_total", {"event_type": "scalars"}) == 1
+    assert registry.get_sample_value("runstream_points_written_total", {"table": "metric_scalars"}) == 5
+    assert registry.get_sample_value("runstream_end_to_end_latency_seconds_count") == 2
+    assert registry.get_sample_value("runstream_active_runs") is not None
+
+
+def test_rebalance_flushes_and_commits_before_revocation():
+    worker, clock, _ = make([f.message(f.scalars())])
+    worker.step()
+    assert worker.source.committed == 0
+    worker.on_revoke()
+    assert worker.source.committed == 1
+    assert len(worker.sink.rows("metric_scalars")) == 3
+
+
+def test_rebalance_with_sink_down_drops_the_batch_for_the_next_owner():
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink, rebalance_flush_timeout_s=0.01)
+    worker._monotonic = __import__("time").monotonic
+    worker.step()
+    sink.down = True
+    worker.on_revoke()
+    assert worker.source.committed == 0 and worker.source.position == 0 and worker.buffered_rows == 0
+    assert not worker.source.paused
+
+
+def test_counter_store_down_blocks_processing_until_it_answers():
+    worker, clock, _ = make([f.message(f.scalars("r"))])
+    worker.limiter._loader.down = True
+    worker._monotonic = __import__("time").monotonic
+    worker.stop()  # so the retry loop gives up at the (short) shutdown deadline
+    worker._stop_deadline = worker._monotonic() + 0.02
+    worker.step()
+    assert worker.buffered_rows == 0 and worker.source.position == 0
