@@ -384,6 +384,7 @@ class SpoolSource:
             if self._monotonic() - self._last_scan >= self._RESCAN_S or not self._segments:
                 self._rescan()
             out: list[RawMessage] = []
+            done_before = len(self._done)
             active = self._active()
             if active:
                 share = max(1, max_records // len(active))
@@ -393,6 +394,8 @@ class SpoolSource:
                     self._read(seg, min(share, max_records - len(out)), out)
             if out:
                 return out
+            if len(self._done) > done_before:
+                continue  # a segment ended: its writer's next one may have records now
             remaining = deadline - self._monotonic()
             if remaining <= 0:
                 return out
