@@ -1,0 +1,572 @@
+"""``runstream exporter``: pipeline health seen from outside the workers.
+
+A worker's own series vanish when the worker dies, which is exactly when an
+operator most needs to know how far behind ingestion is. This process runs
+apart from the workers and reports, from Kafka's admin API and ClickHouse's
+system tables::
+
+    runstream_consumer_lag{topic,partition}    messages behind, for the ingest group
+    runstream_dlq_size                         messages held by the dead-letter topic
+    runstream_kafka_up / runstream_clickhouse_up     1 when the last poll worked
+    runstream_table_rows{table} / runstream_table_active_parts{table}
+    runstream_newest_point_age_seconds         now - max(time_ms) of metric_scalars
+    runstream_exporter_scrape_errors_total{source}   failed or timed-out polls
+    runstream_exporter_poll_seconds{source}    duration of the last poll
+
+Shape: a :class:`Poller` thread asks an :class:`OffsetReader` (Kafka) and a
+:class:`ClickHouseStats` (ClickHouse) for fresh readings every ``interval_s``,
+each call bounded by ``timeout_s`` on a thread of its own, and hands them to a
+:class:`PipelineCollector`. The collector only copies its last readings under a
+lock when Prometheus scrapes, so a hung broker or server never blocks the HTTP
+endpoint; a source that fails reports ``*_up 0`` and drops its other series
+(stale numbers would read as "all is well").
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Generic, Protocol, TypeVar
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from consumers.errors import ConfigError
+
+__all__ = [
+    "SERIES",
+    "ClickHouseReading",
+    "ClickHouseStats",
+    "ExporterConfig",
+    "KafkaReading",
+    "OffsetReader",
+    "PipelineCollector",
+    "Poller",
+    "add_parser",
+    "main",
+    "read_kafka",
+    "run",
+]
+
+_log = logging.getLogger("runstream.exporter")
+
+SERIES: tuple[str, ...] = (
+    "runstream_consumer_lag",
+    "runstream_dlq_size",
+    "runstream_kafka_up",
+    "runstream_clickhouse_up",
+    "runstream_table_rows",
+    "runstream_table_active_parts",
+    "runstream_newest_point_age_seconds",
+    "runstream_exporter_scrape_errors_total",
+    "runstream_exporter_poll_seconds",
+)
+"""Every series name the exporter exposes (as scraped: counters end in ``_total``)."""
+
+SOURCES = ("kafka", "clickhouse")
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_CLICKHOUSE = "clickhouse://127.0.0.1:9000/runstream"
+
+# Kafka's legal topic characters; the length cap is the broker's.
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExporterConfig:
+    """Settings of one exporter process, built once at the entry point."""
+
+    port: int = 9465
+    host: str = "0.0.0.0"
+    kafka: str = DEFAULT_KAFKA
+    clickhouse: str = DEFAULT_CLICKHOUSE
+    group: str = "runstream-ingest"
+    topic: str = "runstream.events"
+    dlq_topic: str = ""
+    """Dead-letter topic; empty means ``<topic>.dlq`` (the ingest worker's rule)."""
+    interval_s: float = 15.0
+    timeout_s: float = 10.0
+    """Longest wait for one source's poll; past it the source counts as down."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        if not self.kafka.strip():
+            raise ConfigError("kafka bootstrap servers must not be empty")
+        if not self.clickhouse.startswith(("clickhouse://", "clickhouses://")):
+            raise ConfigError(f"clickhouse must be a clickhouse:// URL, got {self.clickhouse!r}")
+        if not self.group:
+            raise ConfigError("consumer group must not be empty")
+        if not self.dlq_topic:
+            # Frozen: the derived default is set once, here.
+            object.__setattr__(self, "dlq_topic", f"{self.topic}.dlq")
+        for name in (self.topic, self.dlq_topic):
+            if not _TOPIC_RE.match(name):
+                raise ConfigError(f"not a valid Kafka topic name: {name!r}")
+        if self.topic == self.dlq_topic:
+            raise ConfigError("topic and dlq_topic must differ")
+        if not self.interval_s > 0:
+            raise ConfigError(f"interval must be > 0 s, got {self.interval_s}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
+
+
+# --------------------------------------------------------------------------- seams
+
+
+class OffsetReader(Protocol):
+    """What the exporter asks Kafka (kafka-python's admin API in production)."""
+
+    def partitions(self, topic: str) -> list[int] | None:
+        """Partition ids of ``topic``; None when the topic does not exist."""
+
+    def log_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """``partition -> (log start offset, end offset)``."""
+
+    def committed(self, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """``partition -> committed offset`` of ``group``; -1 or absent when none."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class ClickHouseReading:
+    """One poll of ClickHouse's system tables."""
+
+    tables: Mapping[str, tuple[int, int]]
+    """``table -> (rows, active parts)`` for every table of the runstream database."""
+    newest_point_ms: int | None
+    """``max(time_ms)`` of ``metric_scalars``; None when it holds no point (or is missing)."""
+
+
+class ClickHouseStats(Protocol):
+    """What the exporter asks ClickHouse (clickhouse-driver in production)."""
+
+    def read(self) -> ClickHouseReading:
+        """Read table sizes and the newest point's time."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+@dataclass(frozen=True)
+class KafkaReading:
+    """One poll of Kafka."""
+
+    lag: Mapping[tuple[str, int], int]
+    """``(topic, partition) -> messages`` the group has not committed yet."""
+    dlq_size: int
+    """Messages held by the dead-letter topic (0 when it does not exist)."""
+
+
+def read_kafka(reader: OffsetReader, *, group: str, topic: str, dlq_topic: str) -> KafkaReading:
+    """Compute the group's lag on ``topic`` and the size of ``dlq_topic``.
+
+    A partition the group never committed counts from its log start: the
+    worker reads from the earliest offset when it has none. A committed offset
+    below the log start (retention deleted unread messages) counts from the
+    log start too, since those messages cannot be read any more.
+    """
+    lag: dict[tuple[str, int], int] = {}
+    partitions = reader.partitions(topic)
+    if partitions:
+        logs = reader.log_offsets(topic, partitions)
+        committed = reader.committed(group, topic, partitions)
+        for partition in sorted(partitions):
+            start, end = logs[partition]
+            position = max(committed.get(partition, -1), start)
+            lag[(topic, partition)] = max(0, end - position)
+    dlq_size = 0
+    dlq_partitions = reader.partitions(dlq_topic)
+    if dlq_partitions:
+        dlq_logs = reader.log_offsets(dlq_topic, dlq_partitions)
+        dlq_size = sum(max(0, end - start) for start, end in dlq_logs.values())
+    return KafkaReading(lag=lag, dlq_size=dlq_size)
+
+
+# --------------------------------------------------------------------------- collector
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class _SourceState(Generic[T]):
+    """What the collector knows about one source; replaced whole under the lock."""
+
+    reading: T | None = None
+    up: bool | None = None  # None: not polled yet
+    errors: int = 0
+    poll_seconds: float | None = None
+
+
+class PipelineCollector:
+    """A Prometheus collector serving the last readings; never does I/O itself.
+
+    Registers itself on ``registry``. ``clock`` (epoch seconds) dates the
+    newest point's age at scrape time, so the age keeps growing between polls.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._kafka: _SourceState[KafkaReading] = _SourceState()
+        self._clickhouse: _SourceState[ClickHouseReading] = _SourceState()
+        registry.register(self)
+
+    def update_kafka(self, reading: KafkaReading | None, *, seconds: float) -> None:
+        """Record a Kafka poll: a reading, or None when it failed or timed out."""
+        with self._lock:
+            self._kafka = _next_state(self._kafka, reading, seconds)
+
+    def update_clickhouse(self, reading: ClickHouseReading | None, *, seconds: float) -> None:
+        """Record a ClickHouse poll: a reading, or None when it failed or timed out."""
+        with self._lock:
+            self._clickhouse = _next_state(self._clickhouse, reading, seconds)
+
+    def describe(self) -> list[Metric]:
+        """The families, without samples: lets the registry check names at register time."""
+        return list(_families())
+
+    def collect(self) -> Iterator[Metric]:
+        """Build the families from a copy of the last readings."""
+        with self._lock:
+            kafka, clickhouse = self._kafka, self._clickhouse
+        now = self._clock()
+        fam = {f.name: f for f in _families()}
+        for source, state in (("kafka", kafka), ("clickhouse", clickhouse)):
+            fam["runstream_exporter_scrape_errors"].add_metric([source], state.errors)
+            if state.poll_seconds is not None:
+                fam["runstream_exporter_poll_seconds"].add_metric([source], state.poll_seconds)
+            if state.up is not None:
+                fam[f"runstream_{source}_up"].add_metric([], 1.0 if state.up else 0.0)
+        if kafka.up and kafka.reading is not None:
+            for (topic, partition), lag in sorted(kafka.reading.lag.items()):
+                fam["runstream_consumer_lag"].add_metric([topic, str(partition)], lag)
+            fam["runstream_dlq_size"].add_metric([], kafka.reading.dlq_size)
+        if clickhouse.up and clickhouse.reading is not None:
+            for table, (rows, parts) in sorted(clickhouse.reading.tables.items()):
+                fam["runstream_table_rows"].add_metric([table], rows)
+                fam["runstream_table_active_parts"].add_metric([table], parts)
+            newest_ms = clickhouse.reading.newest_point_ms
+            if newest_ms is not None:
+                # A training host whose clock runs ahead would give a negative age.
+                age = max(0.0, now - newest_ms / 1000.0)
+                fam["runstream_newest_point_age_seconds"].add_metric([], age)
+        yield from fam.values()
+
+
+def _next_state(state: _SourceState[T], reading: T | None, seconds: float) -> _SourceState[T]:
+    if reading is None:
+        return _SourceState(reading=None, up=False, errors=state.errors + 1, poll_seconds=seconds)
+    return _SourceState(reading=reading, up=True, errors=state.errors, poll_seconds=seconds)
+
+
+def _families() -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    yield GaugeMetricFamily(
+        "runstream_consumer_lag",
+        "Messages of the topic the ingest group has not committed yet.",
+        labels=["topic", "partition"],
+    )
+    yield GaugeMetricFamily("runstream_dlq_size", "Messages held by the dead-letter topic.")
+    yield GaugeMetricFamily("runstream_kafka_up", "1 when the exporter's last Kafka poll worked, else 0.")
+    yield GaugeMetricFamily(
+        "runstream_clickhouse_up", "1 when the exporter's last ClickHouse poll worked, else 0."
+    )
+    yield GaugeMetricFamily(
+        "runstream_table_rows", "Rows in active parts of a runstream table (before merges collapse duplicates).",
+        labels=["table"],
+    )
+    yield GaugeMetricFamily(
+        "runstream_table_active_parts", "Active data parts of a runstream table.", labels=["table"]
+    )
+    yield GaugeMetricFamily(
+        "runstream_newest_point_age_seconds",
+        "Seconds since the newest scalar point's time (max time_ms of metric_scalars).",
+    )
+    yield CounterMetricFamily(
+        "runstream_exporter_scrape_errors",
+        "Exporter polls of a source that failed or timed out.",
+        labels=["source"],
+    )
+    yield GaugeMetricFamily(
+        "runstream_exporter_poll_seconds", "Duration of the exporter's last poll of a source.", labels=["source"]
+    )
+
+
+# --------------------------------------------------------------------------- poller
+
+
+class _BoundedCall(Generic[T]):
+    """Runs one call at a time on a daemon thread; callers wait a bounded time.
+
+    A call that outlives its wait is left to finish (a thread cannot be killed);
+    until it does, no new call starts, so a hung broker costs one thread, not one
+    per interval. Its late result is dropped: the next poll asks afresh.
+    """
+
+    def __init__(self, name: str, fn: Callable[[], T]) -> None:
+        self._name = name
+        self._fn = fn
+        self._thread: threading.Thread | None = None
+        self._box: list[T | BaseException] = []
+        self.busy = False
+
+    def start(self) -> None:
+        """Start a call, unless the previous one still runs (then ``busy`` is set)."""
+        self.busy = self._thread is not None and self._thread.is_alive()
+        if self.busy:
+            return
+        box: list[T | BaseException] = []
+
+        def target() -> None:
+            try:
+                box.append(self._fn())
+            except Exception as exc:  # reported by wait(); the thread must not die loudly
+                box.append(exc)
+
+        self._box = box
+        self._thread = threading.Thread(target=target, name=f"runstream-exporter-{self._name}", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float) -> T:
+        """The call's result; raises its error, or ``TimeoutError`` past ``timeout``."""
+        if self.busy:
+            raise TimeoutError(f"{self._name}: the previous poll has not returned yet")
+        assert self._thread is not None
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"{self._name}: no answer within {timeout:g} s")
+        result = self._box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
+class Poller:
+    """Polls Kafka and ClickHouse side by side and feeds the collector."""
+
+    def __init__(
+        self,
+        collector: PipelineCollector,
+        config: ExporterConfig,
+        *,
+        kafka: OffsetReader,
+        clickhouse: ClickHouseStats,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._collector = collector
+        self._config = config
+        self._kafka = kafka
+        self._clickhouse = clickhouse
+        self._monotonic = monotonic
+        self._kafka_call: _BoundedCall[KafkaReading] = _BoundedCall(
+            "kafka",
+            lambda: read_kafka(kafka, group=config.group, topic=config.topic, dlq_topic=config.dlq_topic),
+        )
+        self._clickhouse_call: _BoundedCall[ClickHouseReading] = _BoundedCall("clickhouse", clickhouse.read)
+        self._up: dict[str, bool | None] = {source: None for source in SOURCES}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll_once(self) -> None:
+        """Poll both sources in parallel; returns within about ``timeout_s``."""
+        started = self._monotonic()
+        self._kafka_call.start()
+        self._clickhouse_call.start()
+        deadline = started + self._config.timeout_s
+        kafka = self._finish("kafka", self._kafka_call, deadline)
+        self._collector.update_kafka(kafka, seconds=self._monotonic() - started)
+        clickhouse = self._finish("clickhouse", self._clickhouse_call, deadline)
+        self._collector.update_clickhouse(clickhouse, seconds=self._monotonic() - started)
+
+    def _finish(self, source: str, call: _BoundedCall[T], deadline: float) -> T | None:
+        try:
+            result: T | None = call.wait(max(0.0, deadline - self._monotonic()))
+        except Exception as exc:
+            result = None
+            # Log transitions only: a source down for hours must not flood the log.
+            level = logging.WARNING if self._up[source] is not False else logging.DEBUG
+            _log.log(level, "%s poll failed: %s: %s", source, type(exc).__name__, exc)
+        else:
+            if self._up[source] is False:
+                _log.info("%s poll works again", source)
+        self._up[source] = result is not None
+        return result
+
+    def start(self) -> None:
+        """Poll now, then every ``interval_s``, on a daemon thread."""
+        self._thread = threading.Thread(target=self._loop, name="runstream-exporter-poller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            started = self._monotonic()
+            try:
+                self.poll_once()
+            except Exception:  # a bug must not stop the polling of a monitoring process
+                _log.exception("exporter poll crashed")
+            remaining = self._config.interval_s - (self._monotonic() - started)
+            if self._stop.wait(max(0.0, remaining)):
+                return
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop polling (waits for the loop, at most ``timeout``) and close the clients."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for closer in (self._kafka.close, self._clickhouse.close):
+            try:
+                closer()
+            except Exception as exc:  # closing is best effort on the way out
+                _log.debug("close failed: %s", exc)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """Register ``exporter`` on the ``runstream`` CLI; the handler is ``run``."""
+    parser = subparsers.add_parser(
+        "exporter",
+        help="serve Kafka lag, DLQ size and ClickHouse table health to Prometheus",
+        description=(
+            "Serve pipeline health on /metrics, from Kafka's admin API and ClickHouse's system "
+            "tables, apart from the ingest workers."
+        ),
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=run)
+    return parser
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    default = ExporterConfig()
+    parser.add_argument("--port", type=int, default=default.port, help="HTTP port of /metrics (default %(default)s)")
+    parser.add_argument("--host", default=default.host, help="address to listen on (default %(default)s)")
+    parser.add_argument(
+        "--kafka",
+        default=os.environ.get("RUNSTREAM_KAFKA", DEFAULT_KAFKA),
+        help="Kafka bootstrap servers (default $RUNSTREAM_KAFKA or %(default)s)",
+    )
+    parser.add_argument(
+        "--clickhouse",
+        default=os.environ.get("RUNSTREAM_CLICKHOUSE", DEFAULT_CLICKHOUSE),
+        help="ClickHouse URL, clickhouse://user:pass@host:9000/db (default $RUNSTREAM_CLICKHOUSE or %(default)s)",
+    )
+    parser.add_argument("--group", default=default.group, help="ingest consumer group (default %(default)s)")
+    parser.add_argument("--topic", default=default.topic, help="event topic (default %(default)s)")
+    parser.add_argument("--dlq-topic", default="", help="dead-letter topic (default <topic>.dlq)")
+    parser.add_argument(
+        "--interval", type=float, default=default.interval_s, help="seconds between polls (default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=default.timeout_s,
+        help="seconds one source may take before it counts as down (default %(default)s)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default %(default)s)")
+
+
+def _config_from_args(args: argparse.Namespace) -> ExporterConfig:
+    return ExporterConfig(
+        port=args.port,
+        host=args.host,
+        kafka=args.kafka,
+        clickhouse=args.clickhouse,
+        group=args.group,
+        topic=args.topic,
+        dlq_topic=args.dlq_topic,
+        interval_s=args.interval,
+        timeout_s=args.timeout,
+    )
+
+
+@dataclass
+class _Running:
+    """A started exporter (for ``run`` and tests): stop it with ``close``."""
+
+    port: int
+    poller: Poller
+    close: Callable[[], None] = field(repr=False)
+
+
+def _start(config: ExporterConfig, registry: CollectorRegistry) -> _Running:
+    # Deferred: the adapters import kafka-python and clickhouse-driver.
+    from prometheus_client import start_http_server
+
+    from consumers.exporter_sources import ClickHouseSystemStats, KafkaAdminOffsets
+
+    collector = PipelineCollector(registry)
+    poller = Poller(
+        collector,
+        config,
+        kafka=KafkaAdminOffsets(config.kafka, timeout_s=config.timeout_s),
+        clickhouse=ClickHouseSystemStats(config.clickhouse, timeout_s=config.timeout_s),
+    )
+    server, _thread = start_http_server(config.port, addr=config.host, registry=registry)
+    poller.start()
+
+    def close() -> None:
+        server.shutdown()
+        server.server_close()
+        poller.stop(timeout=config.timeout_s + 1)
+
+    return _Running(port=server.server_port, poller=poller, close=close)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the exporter until SIGTERM or SIGINT; the CLI's handler."""
+    logging.basicConfig(
+        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = _config_from_args(args)
+    except ConfigError as exc:
+        _log.error("%s", exc)
+        return 2
+    from prometheus_client import ProcessCollector
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    running = _start(config, registry)
+    _log.info(
+        "exporter serving on %s:%d (group %s, topic %s, every %g s)",
+        config.host, running.port, config.group, config.topic, config.interval_s,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        stop.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        running.close()
+    _log.info("exporter stopped")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m consumers.exporter``: the exporter alone, without the ``runstream`` CLI."""
+    parser = argparse.ArgumentParser(prog="runstream exporter", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
