@@ -57,6 +57,8 @@ class IngestConfig:
     topic: str = DEFAULT_TOPIC
     group: str = DEFAULT_GROUP
     dlq_topic: str = DEFAULT_DLQ_TOPIC
+    topic_partitions: int = 8
+    """Partitions of the topics ingest creates when they are missing (auto-creation is off)."""
     metrics_port: int | None = DEFAULT_METRICS_PORT
     """None disables the HTTP endpoint (tests, in-process ingest by readers)."""
     limits: RunLimits = field(default_factory=RunLimits)
@@ -92,7 +94,7 @@ class IngestConfig:
             raise ConfigError("the dead-letter topic must differ from the events topic")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics port out of range: {self.metrics_port}")
-        for name in ("flush_rows", "poll_max_records", "max_cached_runs", "session_timeout_ms"):
+        for name in ("flush_rows", "poll_max_records", "max_cached_runs", "session_timeout_ms", "topic_partitions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         for name in ("flush_interval_s", "retry_initial_s", "shutdown_timeout_s", "rebalance_flush_timeout_s",
