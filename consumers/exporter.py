@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -39,6 +40,7 @@ from typing import Generic, Protocol, TypeVar
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from consumers.config import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_TOPIC
 from consumers.errors import ConfigError
 
 __all__ = [
@@ -50,9 +52,9 @@ __all__ = [
     "OffsetReader",
     "PipelineCollector",
     "Poller",
-    "add_parser",
     "main",
     "read_kafka",
+    "register",
     "run",
 ]
 
@@ -91,10 +93,9 @@ class ExporterConfig:
     host: str = "0.0.0.0"
     kafka: str = DEFAULT_KAFKA
     clickhouse: str = DEFAULT_CLICKHOUSE
-    group: str = "runstream-ingest"
-    topic: str = "runstream.events"
-    dlq_topic: str = ""
-    """Dead-letter topic; empty means ``<topic>.dlq`` (the ingest worker's rule)."""
+    group: str = DEFAULT_GROUP
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
     interval_s: float = 15.0
     timeout_s: float = 10.0
     """Longest wait for one source's poll; past it the source counts as down."""
@@ -108,9 +109,6 @@ class ExporterConfig:
             raise ConfigError(f"clickhouse must be a clickhouse:// URL, got {self.clickhouse!r}")
         if not self.group:
             raise ConfigError("consumer group must not be empty")
-        if not self.dlq_topic:
-            # Frozen: the derived default is set once, here.
-            object.__setattr__(self, "dlq_topic", f"{self.topic}.dlq")
         for name in (self.topic, self.dlq_topic):
             if not _TOPIC_RE.match(name):
                 raise ConfigError(f"not a valid Kafka topic name: {name!r}")
@@ -437,8 +435,8 @@ class Poller:
 # --------------------------------------------------------------------------- entry point
 
 
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """Register ``exporter`` on the ``runstream`` CLI; the handler is ``run``."""
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    """``runstream exporter``: adds the subcommand (a ``consumers.cli.COMMANDS`` hook); the handler is ``run``."""
     parser = subparsers.add_parser(
         "exporter",
         help="serve Kafka lag, DLQ size and ClickHouse table health to Prometheus",
@@ -467,8 +465,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ClickHouse URL, clickhouse://user:pass@host:9000/db (default $RUNSTREAM_CLICKHOUSE or %(default)s)",
     )
     parser.add_argument("--group", default=default.group, help="ingest consumer group (default %(default)s)")
-    parser.add_argument("--topic", default=default.topic, help="event topic (default %(default)s)")
-    parser.add_argument("--dlq-topic", default="", help="dead-letter topic (default <topic>.dlq)")
+    parser.add_argument(
+        "--topic",
+        default=os.environ.get("RUNSTREAM_TOPIC", DEFAULT_TOPIC),
+        help="events topic (default $RUNSTREAM_TOPIC or %(default)s)",
+    )
+    parser.add_argument("--dlq-topic", default=default.dlq_topic, help="dead-letter topic (default %(default)s)")
     parser.add_argument(
         "--interval", type=float, default=default.interval_s, help="seconds between polls (default %(default)s)"
     )
@@ -476,7 +478,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=default.timeout_s,
         help="seconds one source may take before it counts as down (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="INFO", help="logging level (default %(default)s)")
 
 
 def _config_from_args(args: argparse.Namespace) -> ExporterConfig:
@@ -527,14 +528,11 @@ def _start(config: ExporterConfig, registry: CollectorRegistry) -> _Running:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the exporter until SIGTERM or SIGINT; the CLI's handler."""
-    logging.basicConfig(
-        level=str(args.log_level).upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Run the exporter until SIGTERM or SIGINT; the CLI's handler (the caller configures logging)."""
     try:
         config = _config_from_args(args)
     except ConfigError as exc:
-        _log.error("%s", exc)
+        print(f"runstream exporter: {exc}", file=sys.stderr, flush=True)
         return 2
     from prometheus_client import ProcessCollector
 
@@ -563,9 +561,13 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m consumers.exporter``: the exporter alone, without the ``runstream`` CLI."""
-    parser = argparse.ArgumentParser(prog="runstream exporter", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="runstream exporter", description="Serve pipeline health to Prometheus.")
     _add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    # An entry point: the only place that configures logging.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    return run(args)
 
 
 if __name__ == "__main__":

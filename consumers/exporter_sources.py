@@ -16,11 +16,11 @@ as :class:`consumers.errors.SourceError` (Kafka) or
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from consumers._kafka import kafka
 from consumers.errors import ConfigError, SinkError, SourceError
 from consumers.exporter import ClickHouseReading
 
@@ -29,16 +29,6 @@ __all__ = ["ClickHouseSystemStats", "KafkaAdminOffsets"]
 # Kafka's error code for a topic the broker does not know.
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _kafka() -> Any:
-    # kafka-python 3.0.12 loads its protocol schemas with importlib.resources.read_text,
-    # deprecated on Python 3.11; only that warning is silenced, once, at first import.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"(read_text|open_text) is deprecated", DeprecationWarning)
-        import kafka
-        import kafka.admin
-    return kafka
 
 
 class KafkaAdminOffsets:
@@ -52,7 +42,6 @@ class KafkaAdminOffsets:
 
     def _client(self) -> Any:
         if self._admin is None:
-            kafka = _kafka()
             self._admin = kafka.admin.KafkaAdminClient(
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,
@@ -87,7 +76,6 @@ class KafkaAdminOffsets:
         """``partition -> (log start, end)`` offsets."""
 
         def offsets(admin: Any) -> dict[int, tuple[int, int]]:
-            kafka = _kafka()
             tps = [kafka.TopicPartition(topic, p) for p in partitions]
             spec = kafka.admin.OffsetSpec
             earliest = admin.list_partition_offsets({tp: spec.EARLIEST for tp in tps})
@@ -101,7 +89,6 @@ class KafkaAdminOffsets:
         """``partition -> committed offset`` of ``group`` (-1 where it never committed)."""
 
         def fetch(admin: Any) -> dict[int, int]:
-            kafka = _kafka()
             tps = [kafka.TopicPartition(topic, p) for p in partitions]
             by_group = admin.list_group_offsets({group: tps})
             return {tp.partition: meta.offset for tp, meta in by_group.get(group, {}).items()}

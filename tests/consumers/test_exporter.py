@@ -24,8 +24,8 @@ from consumers.exporter import (
     KafkaReading,
     PipelineCollector,
     Poller,
-    add_parser,
     read_kafka,
+    register,
 )
 
 NOW = 1_700_000_000.0
@@ -309,10 +309,11 @@ def test_start_polls_at_once_and_stop_closes_the_clients() -> None:
 # --------------------------------------------------------------------------- config and CLI
 
 
-def test_config_derives_the_dlq_topic() -> None:
-    assert ExporterConfig().dlq_topic == "runstream.events.dlq"
-    assert ExporterConfig(topic="t1").dlq_topic == "t1.dlq"
-    assert ExporterConfig(topic="t1", dlq_topic="dead").dlq_topic == "dead"
+def test_config_defaults_match_the_ingest_worker() -> None:
+    config = ExporterConfig()
+    assert (config.topic, config.dlq_topic, config.group) == ("runstream.events", "runstream.events.dlq",
+                                                              "runstream-ingest")
+    assert config.port == 9465
 
 
 @pytest.mark.parametrize(
@@ -340,16 +341,16 @@ def test_config_rejects_unknown_keys() -> None:
 
 def test_cli_flags_build_the_config() -> None:
     parser = argparse.ArgumentParser(prog="runstream")
-    add_parser(parser.add_subparsers(dest="command"))
+    register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(
         ["exporter", "--port", "9999", "--kafka", "k:1", "--clickhouse", "clickhouse://h:9000/db",
-         "--group", "g", "--topic", "t", "--interval", "2", "--timeout", "1"]
+         "--group", "g", "--topic", "t", "--dlq-topic", "t.dead", "--interval", "2", "--timeout", "1"]
     )
     assert args.handler is exporter.run
     config = exporter._config_from_args(args)
     assert config == ExporterConfig(
         port=9999, kafka="k:1", clickhouse="clickhouse://h:9000/db", group="g", topic="t",
-        dlq_topic="t.dlq", interval_s=2, timeout_s=1,
+        dlq_topic="t.dead", interval_s=2, timeout_s=1,
     )
 
 
@@ -357,7 +358,7 @@ def test_exports() -> None:
     assert sorted(exporter.__all__) == sorted(
         [
             "SERIES", "ClickHouseReading", "ClickHouseStats", "ExporterConfig", "KafkaReading",
-            "OffsetReader", "PipelineCollector", "Poller", "add_parser", "main", "read_kafka", "run",
+            "OffsetReader", "PipelineCollector", "Poller", "main", "read_kafka", "register", "run",
         ]
     )
     for name in exporter.__all__:
