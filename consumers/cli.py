@@ -83,8 +83,13 @@ def register_ingest(subparsers: Any) -> None:
                    help="flush buffered rows at least this often, seconds (default: 0.5)")
     p.add_argument("--heartbeat-lost", type=float, dest="heartbeat_lost_s",
                    help="seconds without a heartbeat before a run stops counting as active (default: 300)")
+    p.add_argument("--once", action="store_true",
+                   help="exit 0 once everything available was ingested (nothing new for --idle seconds)")
+    p.add_argument("--idle", type=float, default=2.0, metavar="SECONDS",
+                   help="with --once: how long the source must stay empty (default: 2)")
     p.add_argument("--limits", type=Path, metavar="FILE",
-                   help="JSON object of per-run limit overrides, e.g. {\"max_metric_names\": 100}")
+                   help="JSON object of per-run limit overrides, e.g. {\"max_metric_names\": 100} "
+                        "(default: <home>/limits.json when present)")
     p.add_argument("--limit", type=_limit_pair, action="append", default=[], metavar="NAME=N",
                    help=f"one limit override (repeatable; wins over --limits); names: "
                         f"{', '.join(RunLimits().to_dict())}")
@@ -94,11 +99,13 @@ def register_ingest(subparsers: Any) -> None:
 def _build_ingest_config(args: argparse.Namespace, env: dict[str, str]) -> Any:
     from schemas.limits import RunLimits
 
-    from .config import IngestConfig
+    from .config import IngestConfig, resolve_home
     from .errors import ConfigError
 
+    home = resolve_home(args.home, env)
+    limits_file = args.limits if args.limits else (home / "limits.json" if (home / "limits.json").exists() else None)
     try:
-        overrides: dict[str, Any] = RunLimits.from_file(args.limits).to_dict() if args.limits else {}
+        overrides: dict[str, Any] = RunLimits.from_file(limits_file).to_dict() if limits_file else {}
         overrides.update(dict(args.limit))
         limits = RunLimits.from_mapping(overrides)
     except (OSError, ValueError) as exc:
@@ -135,7 +142,7 @@ def _ingest(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         service.start()
-        service.run()
+        service.run(until_idle_s=args.idle if args.once else None)
     except PipelineError as exc:
         _print(f"runstream ingest: {exc}")
         return 1

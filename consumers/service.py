@@ -141,13 +141,21 @@ class IngestService:
         self._progress(f"ingesting {origin} into {where}{metrics_note}")
         return self.worker
 
-    def run(self, *, report_every_s: float = 30.0) -> None:
-        """Run the worker until :meth:`stop`; a status line every ``report_every_s``."""
+    def run(self, *, report_every_s: float = 30.0, until_idle_s: float | None = None) -> None:
+        """Run the worker until :meth:`stop`; a status line every ``report_every_s``.
+
+        ``until_idle_s``: also stop once nothing new arrived for that long (``runstream ingest --once``).
+        """
         worker = self.worker if self.worker is not None else self.start()
         next_report = time.monotonic() + report_every_s
+        last_message = time.monotonic()
         try:
             while not worker.stopping:
-                worker.step()
+                if worker.step():
+                    last_message = time.monotonic()
+                elif until_idle_s is not None and time.monotonic() - last_message >= until_idle_s:
+                    if worker.flush():
+                        break
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + report_every_s
                     backlog = worker.source.backlog_bytes()

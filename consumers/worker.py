@@ -133,12 +133,12 @@ class Worker:
                         self._buffer.rows)
         return ok
 
-    def step(self) -> None:
-        """One poll, and a flush when the batch is full or old enough."""
+    def step(self) -> int:
+        """One poll, and a flush when the batch is full or old enough; returns the messages polled."""
         if self._due():
             self.flush()
             if self._stop.is_set():
-                return
+                return 0
         timeout = self.config.flush_interval_s
         if self._first_buffered is not None:
             timeout = max(0.0, self._first_buffered + self.config.flush_interval_s - self._monotonic())
@@ -147,11 +147,12 @@ class Worker:
         except SourceError as exc:
             log.warning("%s; retrying", exc)
             self._stop.wait(self.config.retry_initial_s)
-            return
+            return 0
         if messages:
             self.process(messages)
         if self._due():
             self.flush()
+        return len(messages)
 
     def drain(self, *, deadline: float) -> bool:
         """Ingest until the source has nothing more, then flush; True when all of it was committed.
