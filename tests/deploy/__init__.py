@@ -1,0 +1,1 @@
+"""Tests of deploy/: Prometheus config and alert rules, Grafana provisioning and dashboards."""
