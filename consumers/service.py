@@ -151,8 +151,8 @@ class IngestService:
         last_message = time.monotonic()
         try:
             while not worker.stopping:
-                if worker.step():
-                    last_message = time.monotonic()
+                if worker.step() or not worker.source.ready:
+                    last_message = time.monotonic()  # idle time counts only once the source can deliver
                 elif until_idle_s is not None and time.monotonic() - last_message >= until_idle_s:
                     if worker.flush():
                         break

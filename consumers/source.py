@@ -60,6 +60,11 @@ class Source(Protocol):
         """Bytes not yet committed, where the source can tell (the spool); else None."""
         ...
 
+    @property
+    def ready(self) -> bool:
+        """True once the source can deliver (Kafka: partitions assigned)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -198,6 +203,10 @@ class KafkaSource:
 
     def idle(self) -> None:
         self.poll(1, 0.0)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._consumer.assignment())
 
     def backlog_bytes(self) -> int | None:
         return None
@@ -438,6 +447,8 @@ class SpoolSource:
 
     def idle(self) -> None:
         pass
+
+    ready = True
 
     def backlog_bytes(self) -> int | None:
         total = 0

@@ -16,7 +16,16 @@ from .errors import SinkError
 from .limits import RunCounters
 from .message import RawMessage
 
-__all__ = ["InMemorySink", "ListSource", "MemoryDeadLetters", "FixedCounterLoader"]
+__all__ = [
+    "InMemorySink",
+    "ListSource",
+    "MemoryDeadLetters",
+    "FixedCounterLoader",
+    "create_topic",
+    "produce",
+    "wait_until",
+    "IngestProcess",
+]
 
 
 class InMemorySink:
@@ -93,6 +102,8 @@ class ListSource:
     def idle(self) -> None:
         pass
 
+    ready = True
+
     def backlog_bytes(self) -> int | None:
         return self.backlog
 
@@ -134,3 +145,92 @@ class FixedCounterLoader:
             if c is not None:
                 out[run_id] = RunCounters(dict(c.names), dict(c.rows), set(c.tags), set(c.properties))
         return out
+
+
+# -- helpers for tests against the real stack ------------------------------------------------------
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    """Create ``topic`` (auto-creation is off on runstream's brokers)."""
+    from .source import ensure_topics
+
+    ensure_topics(bootstrap, {topic: partitions})
+
+
+def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
+    """Send ``(key, value)`` pairs and wait until the broker has them all."""
+    from ._kafka import kafka
+
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+                                   max_request_size=2 * 1024 * 1024)
+    try:
+        futures = [producer.send(topic, key=k, value=v) for k, v in messages]
+        producer.flush(timeout=60)
+        for fut in futures:
+            fut.get(timeout=60)
+    finally:
+        producer.close(timeout=10)
+
+
+def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``predicate()`` until it returns something truthy; AssertionError after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
+
+
+class IngestProcess:
+    """``runstream ingest`` in a subprocess, output in ``log_path``; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
+
+    def __init__(self, args: Sequence[str], log_path: Any, env: Mapping[str, str] | None = None) -> None:
+        import os
+        import sys
+
+        self.args = [sys.executable, "-m", "consumers.cli", "ingest", "--metrics-port", "0", *args]
+        self.log_path = log_path
+        self.env = {**os.environ, **(env or {})}
+        self.proc: Any = None
+
+    def start(self) -> IngestProcess:
+        import subprocess
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     stdin=subprocess.DEVNULL)
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        import signal
+
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return int(self.proc.wait(timeout=timeout_s))
+
+    def output(self) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def __enter__(self) -> IngestProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
