@@ -510,11 +510,14 @@ def _start(config: ExporterConfig, registry: CollectorRegistry) -> _Running:
     from consumers.exporter_sources import ClickHouseSystemStats, KafkaAdminOffsets
 
     collector = PipelineCollector(registry)
+    # Client timeouts a bit under the poll's bound, so a dead source reports its own
+    # error ("connection refused") rather than the poller's generic timeout.
+    client_timeout_s = max(0.1, config.timeout_s * 0.8)
     poller = Poller(
         collector,
         config,
-        kafka=KafkaAdminOffsets(config.kafka, timeout_s=config.timeout_s),
-        clickhouse=ClickHouseSystemStats(config.clickhouse, timeout_s=config.timeout_s),
+        kafka=KafkaAdminOffsets(config.kafka, timeout_s=client_timeout_s),
+        clickhouse=ClickHouseSystemStats(config.clickhouse, timeout_s=client_timeout_s),
     )
     server, _thread = start_http_server(config.port, addr=config.host, registry=registry)
     poller.start()
@@ -534,6 +537,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"runstream exporter: {exc}", file=sys.stderr, flush=True)
         return 2
+    if getattr(args, "verbose", 0) < 2:
+        # The exporter logs each source going down and coming back, once; the client
+        # libraries would log every failed connection attempt of every poll.
+        for name in ("kafka", "clickhouse_driver"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     from prometheus_client import ProcessCollector
 
     registry = CollectorRegistry()
@@ -566,7 +574,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # An entry point: the only place that configures logging.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kafka").setLevel(logging.WARNING)
     return run(args)
 
 
