@@ -9,6 +9,7 @@ for Azure ML's SDK that catches those keeps working::
         ├── InvalidValueType    (TypeError)   a value of an unsupported type
         ├── RunNotActive                      logging to a completed/failed/canceled run
         ├── TransportError      (retriable)   Kafka or the spool could not take the bytes
+        │   └── BufferFull                    memory bound hit and nothing drains (on_buffer_full="raise")
         ├── ConfigurationError  (ValueError)  bad Workspace settings or runstream.json
         └── ReadError                          reading runs back failed
             ├── RunNotFound     (LookupError)
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidValueType",
     "RunNotActive",
     "TransportError",
+    "BufferFull",
     "ConfigurationError",
     "ReadError",
     "RunNotFound",
@@ -52,6 +54,14 @@ class TransportError(SdkError):
     """Kafka or the spool could not take the bytes; the emitter retries or spills."""
 
     retriable = True
+
+
+class BufferFull(TransportError):
+    """The emitter's memory bound was hit and neither Kafka nor the spool drains it.
+
+    Raised only with ``on_buffer_full="raise"``; the default blocks the caller
+    until there is room. Nothing of the failed call was logged.
+    """
 
 
 class ConfigurationError(SdkError, ValueError):

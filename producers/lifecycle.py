@@ -1,0 +1,167 @@
+"""Process-wide hooks for every live emitter: fork, interpreter exit and SIGTERM.
+
+- ``os.register_at_fork``: before a fork every emitter's lock is taken, so no
+  buffer is forked half-appended; the child gets a new writer id, empty
+  buffers and (lazily) a new thread and transport, so the parent's buffered
+  points are never sent twice.
+- Exit: registered with ``threading._register_atexit`` where it exists (it
+  runs before non-daemon threads are joined, at normal interpreter exit *and*
+  at the end of a ``multiprocessing`` child, where ``atexit`` does not run);
+  ``atexit`` otherwise. Exit callbacks run first (``Run.get_context`` runs
+  are completed there), then every emitter delivers and closes.
+- SIGTERM: installed once, from the main thread only, chaining to the handler
+  that was there before. It flushes, then does what the previous handler
+  would have done (by default: terminate by the signal).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import signal
+import threading
+import weakref
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .emitter import Emitter
+
+__all__ = ["register", "unregister", "keep_alive", "add_exit_callback", "remove_exit_callback", "flush_all"]
+
+_log = logging.getLogger("runstream.lifecycle")
+
+_emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
+_exit_callbacks: list[Callable[[str], None]] = []
+_kept: list[Any] = []
+_previous_sigterm: Any = None
+_sigterm_installed = False
+
+
+def register(emitter: Emitter, *, install_signal_handlers: bool) -> None:
+    """Track a new emitter; install the SIGTERM handler the first time (main thread only)."""
+    _emitters.add(emitter)
+    if install_signal_handlers:
+        _install_sigterm()
+
+
+def unregister(emitter: Emitter) -> None:
+    """Stop tracking a closed emitter."""
+    _emitters.discard(emitter)
+
+
+def keep_alive(obj: Any) -> None:
+    """Hold a reference for the life of the process.
+
+    A forked child drops its parent's transport without closing it (closing
+    would flush the parent's producer or seal the parent's spool segment);
+    keeping it referenced stops its finalizer from doing that either.
+    """
+    if obj is not None:
+        _kept.append(obj)
+
+
+def add_exit_callback(callback: Callable[[str], None]) -> None:
+    """Call ``callback(reason)`` at exit (``"exit"``) or on a terminating SIGTERM (``"sigterm"``), before the flush."""
+    _exit_callbacks.append(callback)
+
+
+def remove_exit_callback(callback: Callable[[str], None]) -> None:
+    """Undo :func:`add_exit_callback`."""
+    try:
+        _exit_callbacks.remove(callback)
+    except ValueError:
+        pass
+
+
+def flush_all(timeout: float | None = None) -> bool:
+    """Flush every live emitter; True when all delivered."""
+    ok = True
+    for emitter in list(_emitters):
+        ok = emitter.flush(emitter.exit_timeout_s if timeout is None else timeout) and ok
+    return ok
+
+
+def _run_exit_callbacks(reason: str) -> None:
+    for callback in list(_exit_callbacks):
+        try:
+            callback(reason)
+        except Exception:
+            _log.exception("runstream: exit callback failed")
+
+
+def _at_exit() -> None:
+    _run_exit_callbacks("exit")
+    for emitter in list(_emitters):
+        try:
+            emitter.close(emitter.exit_timeout_s)
+        except Exception:
+            _log.exception("runstream: closing the emitter at exit failed")
+
+
+def _install_sigterm() -> None:
+    global _previous_sigterm, _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        previous = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
+        return
+    _previous_sigterm = previous
+    _sigterm_installed = True
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    for emitter in list(_emitters):
+        lock = emitter._lock
+        if not lock.acquire(timeout=0.05):
+            # Most likely this very thread was interrupted inside a logging call's
+            # critical section: flushing now would wait for the emitter thread,
+            # which needs that lock. Raise the signal again; Python handles it
+            # after the interrupted code has moved on (and left the lock).
+            signal.raise_signal(signum)
+            return
+        lock.release()
+    previous = _previous_sigterm
+    terminating = previous in (signal.SIG_DFL, None)
+    if terminating:
+        _run_exit_callbacks("sigterm")
+    flush_all()
+    if callable(previous):
+        previous(signum, frame)
+    elif terminating:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+_forking: list[Emitter] = []
+
+
+def _before_fork() -> None:
+    # The same list, in the same order, is released after the fork.
+    _forking[:] = list(_emitters)
+    for emitter in _forking:
+        emitter._before_fork()
+
+
+def _after_fork_parent() -> None:
+    for emitter in reversed(_forking):
+        emitter._after_fork_parent()
+    _forking.clear()
+
+
+def _after_fork_child() -> None:
+    for emitter in _forking:
+        emitter._after_fork_child()
+    _forking.clear()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent, after_in_child=_after_fork_child)
+
+_register_threading_atexit = getattr(threading, "_register_atexit", None)
+if _register_threading_atexit is not None:
+    _register_threading_atexit(_at_exit)
+else:  # pragma: no cover - CPython >= 3.9 has it
+    atexit.register(_at_exit)

@@ -1,0 +1,694 @@
+"""``Run``: the Azure-ML-style logging API.
+
+Every logging method checks its arguments first and raises a
+:mod:`producers.errors` error before anything is queued, so a failed call
+logs nothing. Queuing never does I/O on the caller's thread; the emitter's
+thread encodes and sends. Reading back (``get_metrics`` and friends) flushes
+this process's events, waits until they are visible, and delegates to
+``producers.reading.RunReader``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Iterable, Mapping
+
+from schemas.records import (
+    FINAL_STATUSES,
+    Column,
+    FileChunk,
+    ImageLogged,
+    ListLogged,
+    LogLine,
+    PropertiesSet,
+    RowLogged,
+    RunStarted,
+    RunStatusChanged,
+    TableLogged,
+    TagsSet,
+)
+
+from .emitter import MAX_MESSAGE_BYTES, RunState
+from .errors import ConfigurationError, InvalidLogCall, InvalidValueType, RunNotActive
+from .experiment import Experiment, check_experiment_name
+from .files import check_artifact_path, folder_files, image_bytes, open_upload, slug
+from .values import check_attributes, check_name, coerce_step, coerce_value, column_of, truncate_middle
+from .workspace import Workspace
+
+__all__ = ["Run", "ENV_RUN_ID", "ENV_EXPERIMENT", "ENV_PARENT_RUN_ID"]
+
+_log = logging.getLogger("runstream.run")
+
+ENV_RUN_ID = "RUNSTREAM_RUN_ID"
+"""Set by the job runner for a submitted script: ``Run.get_context()`` attaches to this run."""
+ENV_EXPERIMENT = "RUNSTREAM_EXPERIMENT"
+"""The submitted run's experiment (required with ``RUNSTREAM_RUN_ID``)."""
+ENV_PARENT_RUN_ID = "RUNSTREAM_PARENT_RUN_ID"
+"""The submitted run's parent, if any."""
+
+_context_lock = threading.Lock()
+_context_run: Run | None = None
+_uncaught: list[str] = []
+
+
+def _new_run_id(experiment: str) -> str:
+    # Azure ML style: <experiment>_<unix seconds>_<random>; at most 256 characters.
+    return f"{experiment[:200]}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+
+def _field(info: Any, name: str, default: Any = None) -> Any:
+    """A field of a reader's run record, whether it is an object or a mapping."""
+    if isinstance(info, Mapping):
+        return info.get(name, default)
+    return getattr(info, name, default)
+
+
+def _column_chunks(column: Column) -> list[Column]:
+    """Split a long column so each message stays under the Kafka limit (consecutive events, same name)."""
+    n = len(column.numbers)
+    text_cost = sum(4 * len(t) + 8 for t in column.texts)
+    if n * 10 + text_cost <= MAX_MESSAGE_BYTES:
+        return [column]
+    out: list[Column] = []
+    texts = dict(zip(column.text_pos, column.texts))
+    start = 0
+    while start < n:
+        budget = MAX_MESSAGE_BYTES
+        end = start
+        while end < n:
+            cost = 10 + (4 * len(texts[end]) + 8 if end in texts else 0)
+            if end > start and cost > budget:
+                break
+            budget -= cost
+            end += 1
+        pos = [p - start for p in column.text_pos if start <= p < end]
+        vals = [texts[p] for p in column.text_pos if start <= p < end]
+        out.append(Column(column.name, column.numbers[start:end], pos, vals))
+        start = end
+    return out
+
+
+class Run:
+    """One run: log metrics, files, tags; complete/fail/cancel it; read it back.
+
+    ``Run(experiment, run_id)`` returns a handle to an existing run (read
+    through ``producers.reading``; a run this process has open is used
+    directly). New runs come from ``experiment.start_logging()``,
+    ``run.child_run()`` and ``Run.get_context()``.
+    """
+
+    def __init__(self, experiment: Experiment, run_id: str) -> None:
+        if not isinstance(experiment, Experiment):
+            raise InvalidValueType(f"experiment must be an Experiment, got {type(experiment).__name__}")
+        if not isinstance(run_id, str) or not run_id:
+            raise InvalidValueType("run_id must be a non-empty str")
+        ws = experiment.workspace
+        st = ws.known_run_state(run_id)
+        parent_id = display_name = None
+        kind = "interactive"
+        if st is None:
+            info = ws.reader().get_run(experiment.name, run_id)
+            parent_id = _field(info, "parent_run_id")
+            display_name = _field(info, "display_name")
+            kind = _field(info, "kind", "interactive") or "interactive"
+            st = ws.run_state(run_id, experiment.name, heartbeat=False)
+            status = _field(info, "status", "Running") or "Running"
+            if status in FINAL_STATUSES:
+                st.active = False
+                st.status = status
+        self._init(experiment, st, parent=None, parent_id=parent_id, display_name=display_name, kind=kind)
+
+    def _init(self, experiment: Experiment, st: RunState, *, parent: Run | None, parent_id: str | None,
+              display_name: str | None, kind: str) -> None:
+        self._experiment = experiment
+        self._st = st
+        self._parent = parent
+        self._parent_id = parent.id if parent is not None else parent_id
+        self._display_name = display_name
+        self._kind = kind
+        limits = experiment.workspace.settings.limits
+        self._limits = limits
+        self._max_text = limits.max_string_value_length
+
+    @classmethod
+    def _attach(cls, experiment: Experiment, run_id: str, *, parent_id: str | None = None,
+                display_name: str | None = None, kind: str = "submitted", heartbeat: bool = False) -> Run:
+        """A handle to a run started elsewhere; emits nothing (no second RunStarted)."""
+        st = experiment.workspace.run_state(run_id, experiment.name, heartbeat=heartbeat)
+        run = cls.__new__(cls)
+        run._init(experiment, st, parent=None, parent_id=parent_id, display_name=display_name, kind=kind)
+        return run
+
+    @classmethod
+    def _from_info(cls, experiment: Experiment, info: Any) -> Run:
+        """A handle built from a reader's run record (``experiment.get_runs()``)."""
+        run_id = _field(info, "run_id")
+        known = experiment.workspace.known_run_state(run_id)
+        run = cls._attach(experiment, run_id, parent_id=_field(info, "parent_run_id"),
+                          display_name=_field(info, "display_name"), kind=_field(info, "kind", "interactive"))
+        status = _field(info, "status", "Running")
+        if known is None and status in FINAL_STATUSES:
+            run._st.active = False
+            run._st.status = status
+        return run
+
+    @classmethod
+    def _start(cls, experiment: Experiment, *, display_name: str | None, tags: Mapping[str, Any] | None,
+               properties: Mapping[str, Any] | None, kind: str, parent: Run | None = None,
+               run_id: str | None = None) -> Run:
+        ws = experiment.workspace
+        limits = ws.settings.limits
+        if run_id is None:
+            run_id = _new_run_id(experiment.name)
+        elif not isinstance(run_id, str) or not run_id or len(run_id) > limits.max_id_length:
+            raise InvalidLogCall(f"run_id must be a str of 1-{limits.max_id_length} characters")
+        if display_name is not None:
+            if not isinstance(display_name, str):
+                raise InvalidValueType(f"display_name must be a str, got {type(display_name).__name__}")
+            if len(display_name) > limits.max_id_length:
+                raise InvalidLogCall(f"display_name is {len(display_name)} characters; the limit is {limits.max_id_length}")
+        tag_values = check_attributes(tags or {}, limits, what="tag", allow_none=True)
+        if len(tag_values) > limits.max_tags:
+            raise InvalidLogCall(f"{len(tag_values)} tags; the limit is {limits.max_tags}")
+        prop_values = check_attributes(properties or {}, limits, what="property", allow_none=False)
+        if len(prop_values) > limits.max_properties:
+            raise InvalidLogCall(f"{len(prop_values)} properties; the limit is {limits.max_properties}")
+        st = ws.run_state(run_id, experiment.name, heartbeat=True)
+        st.tags.update(tag_values)
+        st.properties.update({k: v for k, v in prop_values.items() if v is not None})
+        ws.emitter.enqueue(
+            st,
+            RunStarted,
+            {
+                "parent_run_id": parent.id if parent is not None else None,
+                "display_name": display_name,
+                "kind": kind,
+                "tags": tag_values,
+                "properties": dict(st.properties),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            },
+            size=256 + sum(len(k) + len(v or "") for k, v in tag_values.items())
+            + sum(len(k) + len(v or "") for k, v in prop_values.items()),
+        )
+        run = cls.__new__(cls)
+        run._init(experiment, st, parent=parent, parent_id=None, display_name=display_name, kind=kind)
+        return run
+
+    # -- identity ------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The run id."""
+        return self._st.run_id
+
+    @property
+    def experiment(self) -> Experiment:
+        """The run's experiment."""
+        return self._experiment
+
+    @property
+    def display_name(self) -> str | None:
+        """The display name given at start (None if none)."""
+        return self._display_name
+
+    @property
+    def parent(self) -> Run | None:
+        """The parent run, or None."""
+        if self._parent is None and self._parent_id is not None:
+            self._parent = Run._attach(self._experiment, self._parent_id, kind="interactive")
+        return self._parent
+
+    @property
+    def status(self) -> str:
+        """This process's view of the status: Running until complete/fail/cancel (``get_status()`` reads the store)."""
+        return self._st.status
+
+    @property
+    def kind(self) -> str:
+        """interactive | child | submitted."""
+        return self._kind
+
+    # -- metrics -------------------------------------------------------------------
+
+    def log(self, name: str, value: Any, description: str = "", step: int | None = None) -> None:
+        """Log one value of metric ``name`` (a series when called repeatedly); ``step`` defaults to a per-name counter.
+
+        Values: int, float, bool, numpy scalars / 0-d arrays, objects with
+        ``.item()``, or a str of at most 255 characters. NaN and infinities
+        are kept.
+        """
+        st = self._st
+        if type(value) is not float or step is not None or description:
+            self._log_general(st, name, value, description, step)
+            return
+        # The hot path, inlined from RunState.add_point: a known name, room in
+        # the open segment. Four appends under a short lock; nothing else.
+        lock = st.lock
+        lock.acquire()
+        try:
+            entry = st.names.get(name)
+            seg = st.seg
+            if entry is not None and seg is not None:
+                idx = seg.idx
+                if len(idx) < seg.cap:
+                    s = entry[1]
+                    entry[1] = s + 1
+                    idx.append(entry[0])
+                    seg.steps.append(s)
+                    seg.times.append(st.clock())
+                    seg.values.append(value)
+                    return
+        finally:
+            lock.release()
+        st.emitter._add_point_slow(st, name, value, None, "", None)
+
+    def _log_general(self, st: RunState, name: str, value: Any, description: str, step: Any) -> None:
+        kind = type(value)
+        text = None
+        if kind is int:
+            try:
+                number = float(value)
+            except OverflowError:
+                raise InvalidLogCall(f"integer {value} is too large for a float64 metric") from None
+        elif kind is float:
+            number = value
+        else:
+            number, text = coerce_value(value, self._max_text)
+        if step is not None:
+            step = coerce_step(step)
+        st.add_point(name, number, text, description, step)
+
+    def log_list(self, name: str, value: Iterable[Any], description: str = "") -> None:
+        """Log a list (any iterable, generators included) of values as one metric."""
+        name = check_name(name, self._limits.max_name_length)
+        description = self._description(description)
+        column = column_of(name, value, self._max_text)
+        rows = len(column.numbers)
+        events: list[tuple[type, dict[str, Any], int]] = [
+            (ListLogged, {"name": name, "description": description, "values": chunk}, _column_size(chunk))
+            for chunk in _column_chunks(column)
+        ]
+        self._enqueue_metric(name, "list", rows, events)
+
+    def log_row(self, name: str, description: str | None = None, **columns: Any) -> None:
+        """Log one row of named columns (``run.log_row("loss", epoch=1, value=0.5)``); repeated calls build a table."""
+        name = check_name(name, self._limits.max_name_length)
+        description = self._description(description)
+        if not columns:
+            raise InvalidLogCall("log_row needs at least one column: log_row(name, col=value, ...)")
+        if len(columns) > self._limits.max_columns_per_row:
+            raise InvalidLogCall(f"{len(columns)} columns; the limit is {self._limits.max_columns_per_row}")
+        cells = []
+        for column_name, cell in columns.items():
+            check_name(column_name, self._limits.max_name_length, "column name")
+            number, text = coerce_value(cell, self._max_text)
+            cells.append(Column(column_name, [number], [0] if text is not None else [], [text] if text is not None else []))
+        size = sum(len(c.name) + 16 + sum(len(t) for t in c.texts) for c in cells)
+        self._enqueue_metric(name, "row", 1, [(RowLogged, {"name": name, "description": description, "columns": cells}, size)])
+
+    def log_table(self, name: str, value: Mapping[str, Iterable[Any]], description: str = "") -> None:
+        """Log a table: a dict of equal-length columns (``{"epoch": [1, 2], "loss": [0.5, 0.4]}``)."""
+        name = check_name(name, self._limits.max_name_length)
+        description = self._description(description)
+        if not isinstance(value, Mapping):
+            raise InvalidValueType(f"log_table takes a dict of columns, got {type(value).__name__}")
+        if not value:
+            raise InvalidLogCall("log_table needs at least one column")
+        if len(value) > self._limits.max_columns_per_row:
+            raise InvalidLogCall(f"{len(value)} columns; the limit is {self._limits.max_columns_per_row}")
+        columns = []
+        for column_name, cells in value.items():
+            check_name(column_name, self._limits.max_name_length, "column name")
+            columns.append(column_of(column_name, cells, self._max_text))
+        lengths = {len(c.numbers) for c in columns}
+        if len(lengths) != 1:
+            detail = ", ".join(f"{c.name}={len(c.numbers)}" for c in columns)
+            raise InvalidLogCall(f"log_table columns must have equal lengths: {detail}")
+        rows = lengths.pop()
+        events = [
+            (TableLogged, {"name": name, "description": description, "columns": part}, sum(_column_size(c) for c in part))
+            for part in _table_chunks(columns, rows)
+        ]
+        self._enqueue_metric(name, "table", rows, events)
+
+    def log_image(self, name: str, path: str | os.PathLike[str] | None = None, plot: Any = None,
+                  description: str = "") -> None:
+        """Log an image: a PNG/JPEG file (``path``) or a matplotlib Figure / the ``pyplot`` module (``plot``)."""
+        name = check_name(name, self._limits.max_name_length)
+        description = self._description(description)
+        data, content_type = image_bytes(path, plot, self._limits.max_image_bytes)
+        extension = "png" if content_type == "image/png" else "jpg"
+        file_path = f"images/{slug(name)}/{uuid.uuid4().hex}.{extension}"
+        events = self._chunk_events(file_path, content_type, data)
+        events.append((ImageLogged, {"name": name, "description": description, "file_path": file_path,
+                                     "content_type": content_type, "size": len(data)}, 256))
+        self._enqueue_metric(name, "image", 1, events)
+
+    def _enqueue_metric(self, name: str, kind: str, rows: int, events: list[tuple[type, dict[str, Any], int]]) -> None:
+        st = self._st
+        emitter = st.emitter
+        emitter.enqueue_many(st, events, prepare=lambda: emitter.register_metric_locked(st, name, kind, rows))
+
+    def _description(self, description: Any) -> str:
+        if description is None:
+            return ""
+        if not isinstance(description, str):
+            raise InvalidValueType(f"description must be a str, got {type(description).__name__}")
+        return description
+
+    # -- files ---------------------------------------------------------------------
+
+    def _chunk_events(self, path: str, content_type: str, data: bytes) -> list[tuple[type, dict[str, Any], int]]:
+        import hashlib
+
+        chunk = self._experiment.workspace.settings.file_chunk_bytes
+        count = max(1, -(-len(data) // chunk))
+        digest = hashlib.sha256(data).hexdigest()
+        upload_id = uuid.uuid4().hex
+        return [
+            (FileChunk, {"path": path, "upload_id": upload_id, "chunk_index": i, "chunk_count": count,
+                         "total_size": len(data), "sha256": digest, "content_type": content_type,
+                         "data": data[i * chunk:(i + 1) * chunk]}, len(data[i * chunk:(i + 1) * chunk]) + 256)
+            for i in range(count)
+        ]
+
+    def upload_file(self, name: str, path_or_stream: str | os.PathLike[str] | Any) -> None:
+        """Upload a file (a path, or a binary/text stream) into the run's outputs as ``name``.
+
+        The file is read and hashed before anything is queued; chunks are
+        queued as they are read, waiting for room in the buffer if needed.
+        """
+        self._check_active()
+        settings = self._experiment.workspace.settings
+        upload = open_upload(name, path_or_stream, max_bytes=settings.limits.max_file_bytes,
+                             chunk_bytes=settings.file_chunk_bytes)
+        self._send_upload(upload)
+
+    def _send_upload(self, upload: Any) -> None:
+        st = self._st
+        try:
+            for index, data in upload.chunks():
+                st.emitter.enqueue(
+                    st, FileChunk,
+                    {"path": upload.path, "upload_id": upload.upload_id, "chunk_index": index,
+                     "chunk_count": upload.chunk_count, "total_size": upload.size, "sha256": upload.sha256,
+                     "content_type": upload.content_type, "data": data},
+                    size=len(data) + 256, block=True,
+                )
+        finally:
+            upload.close()
+
+    def upload_folder(self, name: str, path: str | os.PathLike[str]) -> None:
+        """Upload every file under folder ``path`` as ``name/<relative path>``; all are checked first."""
+        self._check_active()
+        prefix = check_artifact_path(name)
+        settings = self._experiment.workspace.settings
+        files = folder_files(path)
+        for relative, full in files:
+            check_artifact_path(f"{prefix}/{relative}")
+            size = full.stat().st_size
+            if size > settings.limits.max_file_bytes:
+                raise InvalidLogCall(f"{full} is {size} bytes; the file limit is {settings.limits.max_file_bytes}")
+        for relative, full in files:
+            self.upload_file(f"{prefix}/{relative}", full)
+
+    # -- tags and properties ---------------------------------------------------------
+
+    def tag(self, key: str, value: str | None = None) -> None:
+        """Set a tag; ``value=None`` makes a valueless tag."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, str | None] | Iterable[str]) -> None:
+        """Set several tags at once (a dict, or an iterable of valueless tag names)."""
+        if not isinstance(tags, Mapping):
+            if isinstance(tags, str):
+                raise InvalidValueType("set_tags takes a dict (or a list of valueless tag names), not a str")
+            tags = {key: None for key in tags}
+        values = check_attributes(tags, self._limits, what="tag", allow_none=True)
+        if not values:
+            return
+        st = self._st
+        limit = self._limits.max_tags
+
+        def prepare() -> None:
+            if len(st.tags.keys() | values.keys()) > limit:
+                raise InvalidLogCall(f"run {st.run_id} would have more than {limit} tags")
+            st.tags.update(values)
+
+        size = sum(len(k) + len(v or "") for k, v in values.items())
+        st.emitter.enqueue(st, TagsSet, {"tags": values}, size=size, prepare=prepare)
+
+    def add_properties(self, properties: Mapping[str, str]) -> None:
+        """Add properties; like Azure ML's they are immutable: a key keeps its first value."""
+        if not isinstance(properties, Mapping):
+            raise InvalidValueType(f"add_properties takes a dict, got {type(properties).__name__}")
+        values = check_attributes(properties, self._limits, what="property", allow_none=False)
+        if not values:
+            return
+        st = self._st
+        limit = self._limits.max_properties
+
+        def prepare() -> None:
+            for key, value in values.items():
+                old = st.properties.get(key)
+                if old is not None and old != value:
+                    raise InvalidLogCall(f"property {key!r} is already {old!r}; properties are immutable")
+            if len(st.properties.keys() | values.keys()) > limit:
+                raise InvalidLogCall(f"run {st.run_id} would have more than {limit} properties")
+            st.properties.update({k: v for k, v in values.items() if v is not None})
+
+        size = sum(len(k) + len(v or "") for k, v in values.items())
+        st.emitter.enqueue(st, PropertiesSet, {"properties": values}, size=size, prepare=prepare)
+
+    def get_tags(self) -> Any:
+        """The run's tags, read back."""
+        return self._read("get_tags")
+
+    def get_properties(self) -> Any:
+        """The run's properties, read back."""
+        return self._read("get_properties")
+
+    # -- captured output (RunLogHandler) ----------------------------------------------
+
+    def log_lines(self, lines: Iterable[LogLine]) -> None:
+        """Queue captured output lines / logging records (``schemas.LogLine``) for this run."""
+        self._st.emitter.add_log_lines(self._st, lines)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def complete(self) -> None:
+        """Mark the run Completed and deliver its events (waits up to ``flush_timeout_s``)."""
+        self._end("Completed", None)
+
+    def fail(self, error_details: str | BaseException | None = None, error_code: str | None = None) -> None:
+        """Mark the run Failed; an exception's traceback becomes the error details (cut to 3,000 characters)."""
+        if isinstance(error_details, BaseException):
+            text = "".join(traceback.format_exception(type(error_details), error_details, error_details.__traceback__))
+        elif error_details is None or isinstance(error_details, str):
+            text = error_details
+        else:
+            raise InvalidValueType(f"error_details must be a str or an exception, got {type(error_details).__name__}")
+        if error_code:
+            text = f"{error_code}: {text}" if text else str(error_code)
+        if text is not None:
+            text = truncate_middle(text, self._limits.max_error_details_length)
+        self._end("Failed", text)
+
+    def cancel(self) -> None:
+        """Mark the run Canceled."""
+        self._end("Canceled", None)
+
+    def _end(self, status: str, details: str | None, *, flush: bool = True) -> None:
+        st = self._st
+        st.emitter.enqueue(st, RunStatusChanged, {"status": status, "error_details": details},
+                           size=256 + len(details or ""), end=status)
+        if flush:
+            timeout = self._experiment.workspace.settings.flush_timeout_s
+            if not st.emitter.flush(timeout):
+                _log.warning("run %s: events not all delivered within %.0fs; still trying in the background",
+                             st.run_id, timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Deliver everything logged so far (this workspace's runs); False on timeout."""
+        return self._experiment.workspace.flush(timeout)
+
+    def _check_active(self) -> None:
+        if not self._st.active:
+            raise RunNotActive(f"run {self.id} is {self._st.status}; it takes no more events")
+
+    def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> Run:
+        """Start a child run (``name`` is its display name)."""
+        self._check_active()
+        return Run._start(self._experiment, display_name=name, tags=None, properties=None, kind="child",
+                          parent=self, run_id=run_id)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if not self._st.active:
+            return
+        if exc is None:
+            self.complete()
+        elif isinstance(exc, KeyboardInterrupt):
+            self.cancel()
+        else:
+            self.fail(exc)
+
+    # -- the submitted-run context ---------------------------------------------------
+
+    @classmethod
+    def get_context(cls, workspace: Workspace | None = None, **_azure_kwargs: Any) -> Run:
+        """The run of this process.
+
+        In a submitted job (``RUNSTREAM_RUN_ID`` and ``RUNSTREAM_EXPERIMENT``
+        set by the job runner; ``RUNSTREAM_PARENT_RUN_ID`` optional) a handle
+        to that run, with no second RunStarted. Elsewhere a new run in an
+        experiment named after the script, completed at exit (failed on an
+        uncaught exception, canceled on SIGTERM). Never a silent no-op. The
+        same Run is returned on every call (and in forked children).
+        """
+        global _context_run
+        with _context_lock:
+            if _context_run is not None:
+                return _context_run
+            ws = workspace or Workspace.default()
+            run_id = os.environ.get(ENV_RUN_ID)
+            if run_id:
+                experiment_name = os.environ.get(ENV_EXPERIMENT)
+                if not experiment_name:
+                    raise ConfigurationError(f"{ENV_RUN_ID} is set but {ENV_EXPERIMENT} is not")
+                experiment = Experiment(ws, experiment_name)
+                run = cls._attach(experiment, run_id, parent_id=os.environ.get(ENV_PARENT_RUN_ID) or None,
+                                  kind="submitted", heartbeat=True)
+            else:
+                experiment = Experiment(ws, _script_experiment_name())
+                run = cls._start(experiment, display_name=None, tags=None, properties=None, kind="interactive")
+                _install_context_finisher(run)
+            _context_run = run
+            return run
+
+    # -- reading back --------------------------------------------------------------
+
+    def _read(self, method: str, *args: Any) -> Any:
+        ws = self._experiment.workspace
+        timeout = ws.settings.flush_timeout_s
+        ws.flush(timeout)
+        reader = ws.reader()
+        emitter = ws.emitter_if_started()
+        if emitter is not None:
+            seq = emitter.last_seq(self.id)
+            if seq:
+                reader.wait_visible(self.id, emitter.writer_id, seq, timeout)
+        return getattr(reader, method)(self.id, *args)
+
+    def get_metrics(self, name: str | None = None) -> Any:
+        """Metrics as Azure ML shapes them: once -> value, repeated/list -> list, row/table -> dict of columns."""
+        return self._read("get_metrics", name)
+
+    def get_status(self) -> Any:
+        """The status as the store has it (Running, Completed, Failed, Canceled)."""
+        return self._read("get_status")
+
+    def get_details(self) -> Any:
+        """Start/end times, status, error details, tags, properties, parent."""
+        return self._read("get_details")
+
+    def get_file_names(self) -> Any:
+        """Paths of the run's uploaded files and images."""
+        return self._read("get_file_names")
+
+    def download_file(self, name: str, output_file_path: str | os.PathLike[str] | None = None) -> Any:
+        """Write uploaded file ``name`` to ``output_file_path`` (default: its base name in the working directory)."""
+        target = output_file_path if output_file_path is not None else Path(name).name
+        return self._read("download_file", name, target)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.id == self.id and other._experiment == self._experiment
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    def __repr__(self) -> str:
+        return f"Run(experiment={self._experiment.name!r}, id={self.id!r}, status={self.status!r})"
+
+
+def _column_size(column: Column) -> int:
+    return len(column.numbers) * 8 + sum(len(t) for t in column.texts) + 32
+
+
+def _table_chunks(columns: list[Column], rows: int) -> list[list[Column]]:
+    """Split a table by rows so each TableLogged message stays under the Kafka limit."""
+    per_row = sum(10 for _ in columns)
+    text_total = sum(4 * len(t) + 8 for c in columns for t in c.texts)
+    if rows * per_row + text_total <= MAX_MESSAGE_BYTES:
+        return [columns]
+    texts = [dict(zip(c.text_pos, c.texts)) for c in columns]
+    out: list[list[Column]] = []
+    start = 0
+    while start < rows:
+        budget = MAX_MESSAGE_BYTES
+        end = start
+        while end < rows:
+            cost = per_row + sum(4 * len(t[end]) + 8 for t in texts if end in t)
+            if end > start and cost > budget:
+                break
+            budget -= cost
+            end += 1
+        part = []
+        for column, text in zip(columns, texts):
+            pos = [p - start for p in column.text_pos if start <= p < end]
+            part.append(Column(column.name, column.numbers[start:end], pos, [text[p + start] for p in pos]))
+        out.append(part)
+        start = end
+    return out
+
+
+def _script_experiment_name() -> str:
+    """The experiment of an unsubmitted ``Run.get_context()``: the ``__main__`` script's file stem."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    stem = Path(path).stem if path else "interactive"
+    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else "_" for ch in stem)
+    cleaned = cleaned.lstrip("_-") or "interactive"
+    return check_experiment_name(cleaned[:256], 256)
+
+
+def _install_context_finisher(run: Run) -> None:
+    """End a get_context() run at exit: Completed, Failed on an uncaught exception, Canceled on SIGTERM."""
+    from . import lifecycle
+
+    previous_hook = sys.excepthook
+
+    def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        _uncaught.append("".join(traceback.format_exception(exc_type, exc, tb)))
+        previous_hook(exc_type, exc, tb)
+
+    sys.excepthook = hook
+    owner = os.getpid()
+
+    def finish(reason: str) -> None:
+        if os.getpid() != owner or not run._st.active:
+            return  # a forked child does not end its parent's run
+        try:
+            if reason == "sigterm":
+                run._end("Canceled", None, flush=False)
+            elif _uncaught:
+                run._end("Failed", truncate_middle(_uncaught[-1], run._limits.max_error_details_length), flush=False)
+            else:
+                run._end("Completed", None, flush=False)
+        except RunNotActive:
+            pass
+
+    lifecycle.add_exit_callback(finish)
