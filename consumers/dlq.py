@@ -31,7 +31,7 @@ log = logging.getLogger("runstream.ingest")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # The original bytes were accepted by the broker; headers add little. If the DLQ
 # topic still refuses one, the tail is cut rather than blocking the partition.
-_KAFKA_MAX_VALUE = 900 * 1024
+_KAFKA_MAX_VALUE = 1_000_000
 
 
 class DeadLetter(NamedTuple):

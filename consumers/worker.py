@@ -92,6 +92,7 @@ class Worker:
         self._first_buffered: float | None = None
         self._stop = threading.Event()
         self._stop_deadline = float("inf")
+        self._outer_deadline = float("inf")  # drain(): no retry may outlive it
         self._flushing = False
         self._abandon = False
         self._paused = False
@@ -159,14 +160,18 @@ class Worker:
 
         Used by readers in embedded mode (they own chDB for the duration).
         """
-        while self._monotonic() < deadline:
-            messages = self.source.poll(self.config.poll_max_records, 0.0)
-            if not messages:
-                break
-            self.process(messages)
-            if self._due() and not self.flush(deadline=deadline):
-                return False
-        return self.flush(deadline=deadline)
+        self._outer_deadline = deadline
+        try:
+            while self._monotonic() < deadline:
+                messages = self.source.poll(self.config.poll_max_records, 0.0)
+                if not messages:
+                    break
+                self.process(messages)
+                if self._due() and not self.flush(deadline=deadline):
+                    return False
+            return self.flush(deadline=deadline)
+        finally:
+            self._outer_deadline = float("inf")
 
     def _due(self) -> bool:
         if self._polled == 0:
@@ -291,7 +296,7 @@ class Worker:
                 self._paused = True
             if failures == 1 or failures % 10 == 0:
                 log.warning("%s failed (%s); retrying in %.1fs with the source paused", what, failure, backoff)
-            limit = deadline if deadline is not None else float("inf")
+            limit = min(deadline if deadline is not None else float("inf"), self._outer_deadline)
             if self._stop.is_set():
                 limit = min(limit, self._stop_deadline)
             if self._abandon or self._monotonic() + backoff > limit:

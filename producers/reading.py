@@ -207,16 +207,13 @@ class RunReader:
         self._clock = clock
         self._sleep = sleep
         self._monotonic = monotonic
-        self._server: Any = None
+        self._migrated = False
         self._experiments: dict[str, str] = {}
 
     # -- backends ------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close a ClickHouse server connection, if one was opened."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        """Nothing stays open between reads; kept so a reader can be used as a context manager."""
 
     def __enter__(self) -> RunReader:
         return self
@@ -245,26 +242,33 @@ class RunReader:
         """A query runner for one read; in embedded setups also ingests the spool first when free to."""
         s = self.settings
         if s.clickhouse is not None:
-            if self._server is None:
-                from consumers.store import open_store
+            # One connection per read: nothing to leak when a Run object is dropped.
+            from consumers.store import open_store
 
-                try:
-                    self._server = open_store(s.clickhouse, s.home)
-                    self._server.migrate()
-                except Exception as exc:
-                    self._server = None
-                    raise ReadError(f"cannot reach ClickHouse at {s.clickhouse}: {exc}") from exc
-            if s.kafka is None:
-                # Spool -> server: ingest the spool ourselves unless a `runstream ingest` owns it.
-                from consumers.ownership import HomeLock
-
-                lock = HomeLock(s.home)
-                if lock.try_acquire("reader"):
+            try:
+                server = open_store(s.clickhouse, s.home)
+            except Exception as exc:
+                raise ReadError(f"cannot reach ClickHouse at {s.clickhouse}: {exc}") from exc
+            try:
+                if not self._migrated:
                     try:
-                        self._drain(self._server)
-                    finally:
-                        lock.release()
-            yield _ServerErrors(self._server)
+                        server.migrate()
+                    except Exception as exc:
+                        raise ReadError(f"cannot prepare the runstream tables at {s.clickhouse}: {exc}") from exc
+                    self._migrated = True
+                if s.kafka is None:
+                    # Spool -> server: ingest the spool ourselves unless a `runstream ingest` owns it.
+                    from consumers.ownership import HomeLock
+
+                    lock = HomeLock(s.home)
+                    if lock.try_acquire("reader"):
+                        try:
+                            self._drain(server)
+                        finally:
+                            lock.release()
+                yield _ServerErrors(server)
+            finally:
+                server.close()
             return
         yield from self._embedded()
 

@@ -1,0 +1,215 @@
+"""Reading runs back gives Azure ML's shapes, on the embedded default (spool + chDB, no server)
+and on the real stack (Kafka + `runstream ingest` + ClickHouse): the same tests, parametrized."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import schemas
+from consumers.testing import IngestProcess, create_topic, produce
+from producers.errors import IngestNotRunning, ReadError, RunNotFound
+from producers.reading import ReadSettings, RunReader
+from schemas import (
+    Column,
+    FileChunk,
+    Heartbeat,
+    ImageLogged,
+    ListLogged,
+    LogBatch,
+    LogLine,
+    RowLogged,
+    RunStarted,
+    RunStatusChanged,
+    ScalarBatch,
+    TableLogged,
+    TagsSet,
+)
+from schemas.spool import SpoolWriter
+
+NOW_MS = int(time.time() * 1000)
+
+
+@dataclass
+class Backend:
+    name: str
+    settings: ReadSettings
+    send: Callable[[list[schemas.Event]], None]
+
+
+@pytest.fixture(params=["embedded", "stack"])
+def backend(request, tmp_path, unique_name):
+    home = tmp_path / "home"
+    if request.param == "embedded":
+        def send(events):
+            writer = SpoolWriter(home / "spool", events[0].writer_id)
+            for e in events:
+                writer.append(e.run_id.encode(), schemas.encode(e))
+            writer.close()
+
+        yield Backend("embedded", ReadSettings(home=home, visible_timeout_s=60), send)
+        return
+    bootstrap = request.getfixturevalue("kafka_bootstrap")
+    url = request.getfixturevalue("clickhouse_url").rsplit("/", 1)[0] + "/" + unique_name
+    create_topic(bootstrap, unique_name, 4)
+    worker = IngestProcess(["--kafka", bootstrap, "--clickhouse", url, "--topic", unique_name, "--group",
+                            unique_name, "--dlq-topic", unique_name + ".dlq", "--flush-interval", "0.1",
+                            "--home", str(home)], tmp_path / "worker.log").start()
+
+    def send(events):
+        produce(bootstrap, unique_name, [(e.run_id.encode(), schemas.encode(e)) for e in events])
+
+    try:
+        yield Backend("stack", ReadSettings(home=home, kafka=bootstrap, clickhouse=url, visible_timeout_s=90), send)
+        assert worker.stop() == 0, worker.output()
+    finally:
+        worker.kill()
+        from clickhouse_driver import Client
+
+        client = Client.from_url(url.rsplit("/", 1)[0] + "/default")
+        client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+        client.disconnect()
+
+
+class Log:
+    """Builds one writer's events with increasing seq."""
+
+    def __init__(self, run_id: str, writer_id: str, experiment: str = "readback") -> None:
+        self.run_id, self.writer_id, self.experiment = run_id, writer_id, experiment
+        self.events: list[schemas.Event] = []
+
+    def add(self, cls: Any, created_ms: int = NOW_MS, **fields: Any) -> None:
+        self.events.append(cls(writer_id=self.writer_id, seq=len(self.events) + 1, run_id=self.run_id,
+                               experiment=self.experiment, created_ms=created_ms, **fields))
+
+    @property
+    def last_seq(self) -> int:
+        return len(self.events)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+BLOB = bytes(range(256)) * 5000  # 1.28 MB, three chunks
+
+
+def _chunks(log: Log, path: str, data: bytes, upload: str, size: int = 512 * 1024) -> None:
+    parts = [data[i:i + size] for i in range(0, len(data), size)]
+    for i, part in enumerate(parts):
+        log.add(FileChunk, path=path, upload_id=upload, chunk_index=i, chunk_count=len(parts),
+                total_size=len(data), sha256=hashlib.sha256(data).hexdigest(), content_type="application/x",
+                data=part)
+
+
+def _complete_run(run_id: str) -> Log:
+    log = Log(run_id, f"w_{run_id}")
+    log.add(RunStarted, created_ms=NOW_MS - 5000, display_name="lr=0.1", tags={"team": "vision", "flag": None},
+            properties={"lr": "0.1"}, host="node", pid=42)
+    log.add(Heartbeat, interval_ms=30_000)
+    log.add(ScalarBatch, names=["loss", "final", "Category"], descriptions=["", "", ""],
+            name_idx=[0, 0, 0, 1, 2], steps=[2, 0, 1, 0, 0], times_ms=[3, 1, 2, 4, 5],
+            values=[0.25, 1.0, 0.5, 0.9, math.nan], text_pos=[4], text_values=["Red"])
+    log.add(ListLogged, name="accs", description="", values=Column("accs", [0.5, 0.75]))
+    log.add(RowLogged, name="xy", description="", columns=[Column("x", [1.0]), Column("y", [10.0])])
+    log.add(RowLogged, name="xy", description="", columns=[Column("x", [2.0]), Column("y", [20.0])])
+    log.add(TableLogged, name="cm", description="", columns=[Column("label", [math.nan, math.nan], [0, 1],
+                                                                    ["cat", "dog"]), Column("count", [3.0, 4.0])])
+    _chunks(log, "images/roc/1.png", PNG, "up_img")
+    log.add(ImageLogged, name="roc", description="", file_path="images/roc/1.png", content_type="image/png",
+            size=len(PNG))
+    _chunks(log, "outputs/model.bin", b"old", "up_1")
+    _chunks(log, "outputs/model.bin", BLOB, "up_2")
+    log.add(TagsSet, tags={"team": "nlp", "stage": "ft"})
+    log.add(LogBatch, lines=[LogLine(NOW_MS, "stdout", "", 20, "epoch 1"),
+                             LogLine(NOW_MS + 1, "logging", "train", 40, "bad", "Traceback ...")])
+    log.add(RunStatusChanged, status="Completed")
+    return log
+
+
+def test_metrics_tags_details_files_logs(backend, tmp_path):
+    log = _complete_run("run_rb_1")
+    backend.send(log.events)
+    reader = RunReader(backend.settings)
+    reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+    metrics = reader.get_metrics(log.run_id)
+    assert metrics["loss"] == [1.0, 0.5, 0.25]  # step order
+    assert metrics["final"] == 0.9 and metrics["Category"] == "Red"
+    assert metrics["accs"] == [0.5, 0.75]
+    assert metrics["xy"] == {"x": [1.0, 2.0], "y": [10.0, 20.0]}
+    assert metrics["cm"] == {"label": ["cat", "dog"], "count": [3.0, 4.0]}
+    assert metrics["roc"] == "runstream://run_rb_1/images/roc/1.png"
+    assert reader.get_metrics(log.run_id, name="loss") == {"loss": [1.0, 0.5, 0.25]}
+    assert reader.get_metrics(log.run_id, name="missing") == {}
+    assert reader.get_tags(log.run_id) == {"team": "nlp", "flag": "", "stage": "ft"}
+    assert reader.get_properties(log.run_id) == {"lr": "0.1"}
+    assert reader.get_status(log.run_id) == "Completed"
+    details = reader.get_details(log.run_id)
+    assert details["status"] == "Completed" and details["displayName"] == "lr=0.1" and details["error"] is None
+    assert details["startTimeUtc"] and details["endTimeUtc"] and details["properties"] == {"lr": "0.1"}
+    assert reader.get_file_names(log.run_id) == ["images/roc/1.png", "outputs/model.bin"]
+    out = reader.download_file(log.run_id, "outputs/model.bin", tmp_path / "model.bin")
+    assert Path(out).read_bytes() == BLOB  # the later upload replaced the earlier one
+    img = reader.download_file(log.run_id, metrics["roc"], tmp_path)
+    assert Path(img).read_bytes() == PNG
+    assert [(line.stream, line.message) for line in reader.get_logs(log.run_id)] == [("stdout", "epoch 1"),
+                                                                                  ("logging", "bad")]
+    runs = reader.get_runs("readback")
+    assert [r.run_id for r in runs] == ["run_rb_1"]
+    assert reader.get_run("readback", "run_rb_1").host == "node"
+    with pytest.raises(RunNotFound):
+        reader.get_run("readback", "nope")
+
+
+def test_redelivered_messages_never_double_a_value(backend):
+    log = Log("run_rb_dup", "w_dup")
+    log.add(RunStarted)
+    log.add(ScalarBatch, names=["loss"], descriptions=[""], name_idx=[0, 0], steps=[0, 1], times_ms=[0, 1],
+            values=[1.0, 2.0])
+    log.add(RowLogged, name="xy", description="", columns=[Column("x", [1.0])])
+    backend.send(log.events + log.events[1:])  # the same messages twice, as after a crash
+    reader = RunReader(backend.settings)
+    reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+    assert reader.get_metrics(log.run_id) == {"loss": [1.0, 2.0], "xy": {"x": [1.0]}}
+
+
+def test_silent_running_run_reads_failed_process_lost(backend):
+    log = Log("run_rb_lost", "w_lost")
+    log.add(RunStarted, created_ms=NOW_MS - 3_600_000)
+    log.add(Heartbeat, created_ms=NOW_MS - 3_500_000, interval_ms=30_000)
+    alive = Log("run_rb_alive", "w_alive")
+    alive.add(RunStarted)
+    alive.add(Heartbeat, interval_ms=30_000)
+    backend.send(log.events)
+    backend.send(alive.events)
+    reader = RunReader(backend.settings)
+    reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+    reader.wait_visible(alive.run_id, alive.writer_id, alive.last_seq)
+    assert reader.get_status(log.run_id) == "Failed"
+    details = reader.get_details(log.run_id)
+    assert details["error"]["code"] == "ProcessLost" and "process lost" in details["error"]["message"]
+    assert reader.get_status(alive.run_id) == "Running"
+
+
+def test_rejections_are_readable(backend):
+    log = Log("run_rb_rej", "w_rej")
+    log.add(RunStarted)
+    log.add(ScalarBatch, names=[f"m{i}" for i in range(51)], descriptions=[""] * 51, name_idx=list(range(51)),
+            steps=[0] * 51, times_ms=[0] * 51, values=[1.0] * 51)
+    backend.send(log.events)
+    reader = RunReader(backend.settings)
+    reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+    assert len(reader.get_metrics(log.run_id)) == 50
+    rejections = reader.get_rejections(log.run_id)
+    assert [r["reason"] for r in rejections] == ["too_many_metric_names"]
+    assert "m50" in rejections[0]["detail"]
+
+
+def test_not_visible_in_time(backend):
+    reader = RunReader(backend.settings, visible_timeout_s=0.5)
+    expected = IngestNotRunning if backend.name == "stack" else ReadError
+    with pytest.raises(expected, match="runstream ingest" if backend.name == "stack" else "visible"):
+        reader.wait_visible("run_never", "w_never", 5)
