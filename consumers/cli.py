@@ -158,10 +158,10 @@ def register_spool(subparsers: Any) -> None:
     """``runstream spool status|replay`` (the tools live in ``producers.spool_tools``)."""
     p = subparsers.add_parser("spool", help="inspect the local spool, or replay it into Kafka")
     sub = p.add_subparsers(dest="spool_command", required=True, metavar="{status,replay}")
-    status = sub.add_parser("status", help="segments, bytes and oldest event waiting in the spool")
+    status = sub.add_parser("status", help="segments and messages waiting in the outbox, spool and rejected folders")
     status.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
     status.set_defaults(handler=_spool_status)
-    replay = sub.add_parser("replay", help="send spooled events to Kafka (after an outage), then remove them")
+    replay = sub.add_parser("replay", help="send the outbox of processes that died during a Kafka outage to Kafka")
     replay.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
     replay.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
     replay.add_argument("--topic", help="events topic (default: $RUNSTREAM_TOPIC or runstream.events)")
@@ -174,11 +174,13 @@ def _spool_status(args: argparse.Namespace) -> int:
     from .config import resolve_home
 
     home = resolve_home(args.home, os.environ)
-    return int(spool_tools.status_command(home, out=sys.stdout) or 0)
+    print(spool_tools.format_status(spool_tools.spool_status(home)))
+    return 0
 
 
 def _spool_replay(args: argparse.Namespace) -> int:
     from producers import spool_tools
+    from schemas.errors import PipelineError
 
     from .config import DEFAULT_TOPIC, resolve_home
 
@@ -188,7 +190,23 @@ def _spool_replay(args: argparse.Namespace) -> int:
         _print("runstream spool replay: no Kafka to replay into: pass --kafka or set RUNSTREAM_KAFKA")
         return 2
     topic = args.topic or os.environ.get("RUNSTREAM_TOPIC") or DEFAULT_TOPIC
-    return int(spool_tools.replay_command(home, kafka=kafka, topic=topic, out=sys.stdout) or 0)
+
+    def progress(p: Any) -> None:
+        if p.done:
+            _print(f"  {p.segment.name}: {p.segment_records} message(s) sent"
+                   + (f", unreadable tail ({p.corrupt})" if p.corrupt else ""))
+
+    _print(f"replaying abandoned segments of {home / 'outbox'} into {topic} on {kafka}")
+    try:
+        result = spool_tools.replay(home, kafka, topic, progress=progress)
+    except PipelineError as exc:
+        _print(f"runstream spool replay: {exc}")
+        return 1
+    _print(f"done: {result.records} message(s) from {result.segments} segment(s); "
+           f"{result.skipped_live} segment(s) of running writers left alone"
+           + (f"; {result.rejected} refused by the broker (kept in outbox/rejected)" if result.rejected else "")
+           + (f"; {len(result.corrupt)} segment(s) had an unreadable tail" if result.corrupt else ""))
+    return 0 if not result.corrupt else 1
 
 
 # -- main ------------------------------------------------------------------------------------------

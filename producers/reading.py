@@ -119,6 +119,8 @@ class RunRecord:
     host: str
     pid: int
     start_ms: int
+    status: str = "Running"
+    """As :meth:`RunReader.get_status` reads it ("process lost" applied)."""
 
 
 def _iso(ms: int | None) -> str | None:
@@ -141,7 +143,15 @@ _Q_RUN = (
 _Q_RUNS = (
     "SELECT run_id, experiment, any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
     "min(start_ms) AS s FROM {db}.runs WHERE experiment = {experiment:String} GROUP BY run_id, experiment "
-    "ORDER BY s, run_id"
+    "ORDER BY s DESC, run_id DESC"
+)
+_Q_STATUSES = (
+    "SELECT run_id, status, error_details, created_ms FROM {db}.run_status WHERE experiment = {experiment:String} "
+    "ORDER BY run_id, created_ms DESC, seq DESC LIMIT 1 BY run_id"
+)
+_Q_HEARTBEATS = (
+    "SELECT run_id, max(created_ms), max(interval_ms) FROM {db}.run_heartbeats "
+    "WHERE experiment = {experiment:String} GROUP BY run_id"
 )
 _Q_STATUS = (
     "SELECT status, error_details, created_ms FROM {db}.run_status WHERE run_id = {run:String} "
@@ -357,24 +367,34 @@ class RunReader:
     # -- runs ----------------------------------------------------------------------------------
 
     @staticmethod
-    def _record(row: Sequence[Any]) -> RunRecord:
+    def _record(row: Sequence[Any], status: str = "Running") -> RunRecord:
         return RunRecord(run_id=row[0], experiment=row[1], parent_run_id=row[2] or None, display_name=row[3] or None,
-                         kind=row[4], host=row[5], pid=int(row[6]), start_ms=int(row[7]))
+                         kind=row[4], host=row[5], pid=int(row[6]), start_ms=int(row[7]), status=status)
 
     def get_runs(self, experiment: str) -> list[RunRecord]:
-        """Every run of ``experiment``, oldest first."""
-        return [self._record(r) for r in self._query(_Q_RUNS, experiment=experiment)]
+        """Every run of ``experiment``, newest first, with its status."""
+        with self._runner() as runner:
+            runs = runner.query(_Q_RUNS, {"experiment": experiment})
+            statuses = {r[0]: r[1:] for r in runner.query(_Q_STATUSES, {"experiment": experiment})}
+            beats = {r[0]: r[1:] for r in runner.query(_Q_HEARTBEATS, {"experiment": experiment})}
+        out = []
+        for row in runs:
+            st = statuses.get(row[0])
+            status = "Running"
+            if st is not None:
+                beat = beats.get(row[0])
+                status = self._apply_lost(st[0], st[1] or None, int(st[2]),
+                                          int(beat[0]) if beat else None, int(beat[1]) if beat else 0)[0]
+            out.append(self._record(row, status))
+        return out
 
     def get_run(self, experiment: str, run_id: str) -> RunRecord:
-        """One run; raises :class:`RunNotFound`."""
-        rows = [r for r in self._query(_Q_RUN, run=run_id) if r[1] == experiment]
-        if not rows:
-            raise RunNotFound(f"no run {run_id!r} in experiment {experiment!r}")
-        return self._record(rows[0])
-
-    def _find_run(self, run_id: str) -> RunRecord | None:
-        rows = self._query(_Q_RUN, run=run_id)
-        return self._record(rows[0]) if rows else None
+        """One run, with its status; raises :class:`RunNotFound`."""
+        with self._runner() as runner:
+            rows = [r for r in runner.query(_Q_RUN, {"run": run_id}) if r[1] == experiment]
+            if not rows:
+                raise RunNotFound(f"no run {run_id!r} in experiment {experiment!r}")
+            return self._record(rows[0], self._status(runner, run_id)[0])
 
     # -- status and details --------------------------------------------------------------------
 
@@ -386,9 +406,14 @@ class RunReader:
         status, details, created = rows[0][0], rows[0][1] or None, int(rows[0][2])
         hb = runner.query(_Q_HEARTBEAT, {"run": run_id})
         last_beat = int(hb[0][0] or 0) if hb and int(hb[0][2] or 0) else None
+        interval_ms = int(hb[0][1] or 0) if last_beat else 0
+        return self._apply_lost(status, details, created, last_beat, interval_ms)
+
+    def _apply_lost(self, status: str, details: str | None, created: int, last_beat: int | None,
+                    interval_ms: int) -> tuple[str, str | None, int | None, int | None]:
+        """A "Running" run silent for too long reads "Failed" (process lost)."""
         if status != "Running":
             return status, details, created, last_beat
-        interval_ms = int(hb[0][1] or 0) if last_beat else 0
         lost_after_ms = max(self.settings.heartbeat_lost_s * 1000, 3 * interval_ms)
         last_sign = max(last_beat or 0, created)
         now_ms = self._clock() * 1000

@@ -158,7 +158,7 @@ def test_metrics_tags_details_files_logs(backend, tmp_path):
     assert [(line.stream, line.message) for line in reader.get_logs(log.run_id)] == [("stdout", "epoch 1"),
                                                                                   ("logging", "bad")]
     runs = reader.get_runs("readback")
-    assert [r.run_id for r in runs] == ["run_rb_1"]
+    assert [(r.run_id, r.status) for r in runs] == [("run_rb_1", "Completed")]
     assert reader.get_run("readback", "run_rb_1").host == "node"
     with pytest.raises(RunNotFound):
         reader.get_run("readback", "nope")
@@ -192,6 +192,8 @@ def test_silent_running_run_reads_failed_process_lost(backend):
     details = reader.get_details(log.run_id)
     assert details["error"]["code"] == "ProcessLost" and "process lost" in details["error"]["message"]
     assert reader.get_status(alive.run_id) == "Running"
+    assert {r.run_id: r.status for r in reader.get_runs("readback")} == {
+        "run_rb_lost": "Failed", "run_rb_alive": "Running"}
 
 
 def test_rejections_are_readable(backend):
