@@ -41,6 +41,7 @@ class Backend:
     name: str
     settings: ReadSettings
     send: Callable[[list[schemas.Event]], None]
+    topic: str | None = None
 
 
 @pytest.fixture(params=["embedded", "stack"])
@@ -66,7 +67,8 @@ def backend(request, tmp_path, unique_name):
         produce(bootstrap, unique_name, [(e.run_id.encode(), schemas.encode(e)) for e in events])
 
     try:
-        yield Backend("stack", ReadSettings(home=home, kafka=bootstrap, clickhouse=url, visible_timeout_s=90), send)
+        yield Backend("stack", ReadSettings(home=home, kafka=bootstrap, clickhouse=url, visible_timeout_s=90), send,
+                      topic=unique_name)
         assert worker.stop() == 0, worker.output()
     finally:
         worker.kill()
@@ -215,3 +217,45 @@ def test_not_visible_in_time(backend):
     expected = IngestNotRunning if backend.name == "stack" else ReadError
     with pytest.raises(expected, match="runstream ingest" if backend.name == "stack" else "visible"):
         reader.wait_visible("run_never", "w_never", 5)
+
+
+def test_sdk_logs_then_reads_back(backend, monkeypatch, tmp_path):
+    """The user's path: log with the SDK, read with the same Run objects (read-your-writes)."""
+    from producers import Experiment, Workspace
+
+    for var in ("RUNSTREAM_KAFKA", "RUNSTREAM_CLICKHOUSE", "RUNSTREAM_HOME", "RUNSTREAM_TOPIC", "RUNSTREAM_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    s = backend.settings
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(BLOB)
+    with Workspace(kafka=s.kafka, clickhouse=s.clickhouse, home=s.home, topic=backend.topic,
+                   install_signal_handlers=False) as ws:
+        experiment = Experiment(ws, "sdk-readback")
+        run = experiment.start_logging(display_name="sdk")
+        for i in range(5):
+            run.log("loss", 1.0 / (i + 1))
+        run.log("final", 0.5)
+        run.log("Category", "Red")
+        run.log_list("accs", [0.1, 0.2])
+        run.log_row("xy", x=1, y=2)
+        run.log_row("xy", x=2, y=4)
+        run.log_table("cm", {"label": ["a", "b"], "n": [1, 2]})
+        run.tag("team", "vision")
+        run.add_properties({"lr": "0.1"})
+        run.upload_file("outputs/blob.bin", str(blob))
+        run.complete()
+        metrics = run.get_metrics()
+        assert metrics["loss"] == [1.0, 0.5, 1.0 / 3, 0.25, 0.2]
+        assert metrics["final"] == 0.5 and metrics["Category"] == "Red"
+        assert metrics["accs"] == [0.1, 0.2]
+        assert metrics["xy"] == {"x": [1.0, 2.0], "y": [2.0, 4.0]}
+        assert metrics["cm"] == {"label": ["a", "b"], "n": [1.0, 2.0]}
+        assert run.get_metrics(name="final") == {"final": 0.5}
+        assert run.get_status() == "Completed"
+        assert run.get_tags()["team"] == "vision"
+        assert run.get_properties()["lr"] == "0.1"
+        assert "outputs/blob.bin" in run.get_file_names()
+        target = run.download_file("outputs/blob.bin", tmp_path / "copy.bin")
+        assert Path(target).read_bytes() == BLOB
+        assert run.get_details()["displayName"] == "sdk"
+        assert [r.id for r in experiment.get_runs()] == [run.id]
