@@ -24,6 +24,7 @@ with warnings.catch_warnings():
     import kafka.errors as kafka_errors
     from kafka import KafkaProducer
     from kafka.admin import KafkaAdminClient
+    from kafka.net.compat import KafkaNetClient
 
 from .errors import ConfigurationError, TransportError
 
@@ -62,15 +63,28 @@ def ensure_topic(
     :class:`TransportError` when the cluster cannot be reached.
     """
     timeout_ms = int(timeout_s * 1000)
+    # kafka-python 3.0.12 starts the admin client's IO thread before it bootstraps and
+    # leaves it running when bootstrapping fails: the replayer retrying against a dead
+    # broker would gain a thread per attempt. Keep a handle to stop it.
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
-        admin = KafkaAdminClient(
+        admin.__init__(  # type: ignore[misc]
             **options,
             client_id="runstream-sdk-admin",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
         )
-    except kafka_errors.KafkaError as exc:
-        raise TransportError(f"Kafka admin connection failed: {exc}") from exc
+    except BaseException as exc:
+        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
+            target = getattr(admin, part, None)
+            if target is not None:
+                try:
+                    getattr(target, method)()
+                except Exception:  # best effort: the bootstrap error is the one to report
+                    pass
+        if isinstance(exc, kafka_errors.KafkaError):
+            raise TransportError(f"Kafka admin connection failed: {exc}") from exc
+        raise
     try:
         if topic in set(admin.list_topics()):
             return False
@@ -117,9 +131,19 @@ class KafkaTransport:
         if create_topic:
             ensure_topic(options, topic, partitions=partitions, replication_factor=replication_factor,
                          timeout_s=connect_timeout_s)
+        # kafka-python builds its network client before bootstrapping and drops it,
+        # unclosed, when bootstrapping fails; keep a handle to close it ourselves.
+        clients: list[Any] = []
+
+        def client_factory(**configs: Any) -> Any:
+            client = KafkaNetClient(**configs)
+            clients.append(client)
+            return client
+
         try:
             self._producer = KafkaProducer(
                 **options,
+                kafka_client=client_factory,
                 client_id=client_id,
                 acks="all",
                 enable_idempotence=True,
@@ -138,10 +162,17 @@ class KafkaTransport:
                 # Notice a returning broker within a second.
                 reconnect_backoff_max_ms=1000,
             )
-        except kafka_errors.KafkaError as exc:
-            raise TransportError(f"Kafka producer could not connect: {exc}") from exc
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"bad Kafka client settings: {exc}") from exc
+        except BaseException as exc:
+            for client in clients:
+                try:
+                    client.close()
+                except Exception:  # best effort: the connection error is the one to report
+                    pass
+            if isinstance(exc, kafka_errors.KafkaError):
+                raise TransportError(f"Kafka producer could not connect: {exc}") from exc
+            if isinstance(exc, (TypeError, ValueError)):
+                raise ConfigurationError(f"bad Kafka client settings: {exc}") from exc
+            raise
         try:
             # Fetch the topic's metadata now, so the first send does not stall on it.
             self._producer.partitions_for(topic)
