@@ -18,7 +18,7 @@ within one batch of its row limit.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, NamedTuple, Protocol, Sequence
 
@@ -236,30 +236,34 @@ class RunLimiter:
 
     def _scalars(self, checked: Checked, event: ScalarBatch, c: RunCounters) -> list[NewName]:
         new_names: list[NewName] = []
-        # Decide once per name index, then count rows point by point only near the limit.
-        points_by_idx: dict[int, list[int]] = {}
-        for point, idx in enumerate(event.name_idx):
-            if checked.keeps(point):
-                points_by_idx.setdefault(idx, []).append(point)
+        # Decide once per name index; list a name's points only when some of them must be rejected.
+        if checked.rejected:
+            counts = Counter(idx for point, idx in enumerate(event.name_idx) if checked.keeps(point))
+        else:
+            counts = Counter(event.name_idx)  # the common case: counted in C, no per-point work
+
+        def points_of(idx: int) -> list[int]:
+            return [p for p, i in enumerate(event.name_idx) if i == idx and checked.keeps(p)]
+
         max_rows = self.limits.max_rows_per_metric
-        for idx, points in points_by_idx.items():
+        for idx, count in counts.items():
             name = event.names[idx]
             try:
                 new = self._admit_name(c, name, "scalar")
             except RunLimitExceeded as exc:
-                for point in points:
+                for point in points_of(idx):
                     checked.reject(point, exc)
                 continue
             if new:
                 c.names[name] = "scalar"
                 new_names.append(NewName(name, "scalar", event.descriptions[idx]))
             used = c.rows.get(name, 0)
-            room = max_rows - used
-            if len(points) > room:
+            room = max(max_rows - used, 0)
+            if count > room:
                 exc = RunLimitExceeded("too_many_rows", f"metric {name!r} is at its limit of {max_rows} rows")
-                for point in points[max(room, 0):]:
+                for point in points_of(idx)[room:]:
                     checked.reject(point, exc)
-            c.rows[name] = used + min(len(points), max(room, 0))
+            c.rows[name] = used + min(count, room)
         return new_names
 
     def _attributes(self, checked: Checked, c: RunCounters) -> None:
