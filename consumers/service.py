@@ -20,7 +20,7 @@ from schemas.limits import RunLimits
 
 from .config import IngestConfig
 from .dlq import DeadLetters, FolderDeadLetters, KafkaDeadLetters
-from .errors import ConfigError, IngestError
+from .errors import ConfigError, IngestError, SinkError, SourceError
 from .limits import RunLimiter, StoreCounterLoader
 from .metrics import IngestMetrics
 from .ownership import HomeLock, query_address
@@ -60,8 +60,19 @@ class LockedStore:
 def _open_store(clickhouse: str | None, home: Path) -> Any:
     from .store import open_store  # chDB / clickhouse-driver load only when a store is opened
 
-    store = open_store(clickhouse, home)
-    store.migrate()
+    try:
+        store = open_store(clickhouse, home)
+    except IngestError:
+        raise
+    except Exception as exc:  # the adapter should wrap its errors; never let one escape unexplained
+        raise SinkError(f"cannot open the store: {exc}") from exc
+    try:
+        store.migrate()
+    except BaseException as exc:
+        store.close()
+        if isinstance(exc, IngestError) or not isinstance(exc, Exception):
+            raise
+        raise SinkError(f"cannot apply migrations: {exc}") from exc
     return store
 
 
@@ -85,6 +96,7 @@ class IngestService:
         self._server: QueryServer | None = None
         self.worker: Worker | None = None
         self._metrics_server: Any = None
+        self._stopping = threading.Event()
 
     def start(self) -> Worker:
         """Take the home (when local resources are used), open the store, migrate, join the source."""
@@ -112,12 +124,15 @@ class IngestService:
                                "only one `runstream ingest` may use a home's spool or chDB at a time")
         where = c.clickhouse if c.clickhouse else f"chDB at {c.home / 'chdb'}"
         self._progress(f"opening {where} and applying migrations")
-        self._store = LockedStore(_open_store(c.clickhouse, c.home))
+        self._store = LockedStore(self._until_up(lambda: _open_store(c.clickhouse, c.home), where,
+                                                 retry=c.clickhouse is not None))
         source: Source
         dead_letters: DeadLetters
         worker_box: list[Worker] = []
         if c.kafka is not None:
-            created = ensure_topics(c.kafka, {c.topic: c.topic_partitions, c.dlq_topic: c.topic_partitions})
+            created = self._until_up(
+                lambda: ensure_topics(c.kafka, {c.topic: c.topic_partitions, c.dlq_topic: c.topic_partitions}),
+                f"Kafka at {c.kafka}", retry=True)
             if created:
                 self._progress(f"created topic(s) {', '.join(created)} with {c.topic_partitions} partitions")
             source = KafkaSource(bootstrap=c.kafka, topic=c.topic, group=c.group,
@@ -135,11 +150,29 @@ class IngestService:
                              config=c, metrics=self.metrics, clock=self._clock)
         worker_box.append(self.worker)
         if c.embedded_sink and c.serve_queries:
-            self._server = QueryServer(self._store, query_address(c.home), self._store.lock)
+            self._server = QueryServer(self._store.store, query_address(c.home), self._store.lock)
             self._server.start()
         metrics_note = f"; metrics on http://localhost:{c.metrics_port}/metrics" if c.metrics_port else ""
         self._progress(f"ingesting {origin} into {where}{metrics_note}")
         return self.worker
+
+    def _until_up(self, action: Callable[[], Any], what: str, *, retry: bool) -> Any:
+        """Run ``action``; servers that are not up yet (compose start order) are waited for until :meth:`stop`."""
+        delay = self.config.retry_initial_s
+        attempt = 0
+        while True:
+            try:
+                return action()
+            except (SinkError, SourceError) as exc:
+                if not retry or self._stopping.is_set():
+                    raise
+                attempt += 1
+                if attempt == 1 or attempt % 10 == 0:
+                    self._progress(f"{what} is not available yet ({exc}); retrying (backoff up to "
+                                   f"{self.config.retry_max_s:.0f}s)")
+                if self._stopping.wait(delay):
+                    raise
+                delay = min(delay * 2, self.config.retry_max_s)
 
     def run(self, *, report_every_s: float = 30.0, until_idle_s: float | None = None) -> None:
         """Run the worker until :meth:`stop`; a status line every ``report_every_s``.
@@ -168,6 +201,7 @@ class IngestService:
 
     def stop(self) -> None:
         """Ask the worker to flush, commit and stop (signal-handler safe)."""
+        self._stopping.set()
         if self.worker is not None:
             self.worker.stop()
 
