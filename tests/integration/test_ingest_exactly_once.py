@@ -1,4 +1,4 @@
-"""Two `runstream ingest` workers on a 4-partition topic; one is SIGKILLed and restarted mid-stream.
+"""Two `runstream ingest` workers on a 4-partition topic; one is SIGKILLed and restarted mid-stream (twice).
 
 Every point must end up in ClickHouse exactly once (as every reader sees it:
 deduplicated by message identity), and none may be missing.
@@ -48,7 +48,7 @@ def test_sigkill_and_restart_mid_stream_every_point_exactly_once(kafka_bootstrap
     url = clickhouse_url.rsplit("/", 1)[0] + "/" + unique_name
     create_topic(kafka_bootstrap, topic, 4)
     args = ["--kafka", kafka_bootstrap, "--clickhouse", url, "--topic", topic, "--group", topic,
-            "--dlq-topic", topic + ".dlq", "--flush-interval", "0.2", "--flush-rows", "3000"]
+            "--dlq-topic", topic + ".dlq", "--flush-interval", "0.05", "--flush-rows", "1000"]
     _stream(kafka_bootstrap, topic, range(0, 10))
     a = IngestProcess(args, tmp_path / "a.log").start()
     b = IngestProcess(args, tmp_path / "b.log").start()
@@ -66,10 +66,12 @@ def test_sigkill_and_restart_mid_stream_every_point_exactly_once(kafka_bootstrap
         wait_until(lambda: count() > 0, timeout_s=90, what="the first rows")
         producer = threading.Thread(target=_stream, args=(kafka_bootstrap, topic, range(10, BATCHES)))
         producer.start()
-        time.sleep(0.3)
-        a.kill()  # mid-stream: rows of A's current batch may be written but not committed
+        for restart in range(2):
+            # Mid-stream, flushing every 50 ms: rows of A's current batch may be written but not committed.
+            time.sleep(0.4)
+            a.kill()
+            a = IngestProcess(args, tmp_path / f"a{restart + 2}.log").start()
         producer.join(timeout=120)
-        a = IngestProcess(args, tmp_path / "a2.log").start()
         wait_until(lambda: count() >= expected, timeout_s=180, what=f"{expected} points")
         assert a.stop() == 0, a.output()
         assert b.stop() == 0, b.output()
