@@ -213,3 +213,31 @@ def test_counter_store_down_blocks_processing_until_it_answers():
     worker._stop_deadline = worker._monotonic() + 0.02
     worker.step()
     assert worker.buffered_rows == 0 and worker.source.position == 0
+
+
+def test_memory_stays_bounded_while_the_sink_is_down():
+    import threading
+    import time
+
+    from consumers.testing import wait_until
+
+    sink = InMemorySink()
+    msgs = [f.message(f.scalars("r", points=10, start_step=10 * i)) for i in range(1000)]
+    worker, clock, _ = make(msgs, sink=sink, flush_rows=50, poll_max_records=10)
+    sink.down = True
+    worker._monotonic = time.monotonic
+    t = threading.Thread(target=worker.run)
+    t.start()
+    try:
+        wait_until(lambda: worker.source.paused, timeout_s=30, interval_s=0.01, what="the source to pause")
+        for _ in range(20):  # many retries later, still nothing more was read
+            time.sleep(0.01)
+            assert worker.source.position <= 20 and worker.buffered_rows <= 200
+        sink.down = False
+        wait_until(lambda: worker.source.committed > 0 and not worker.source.paused, timeout_s=30, interval_s=0.01,
+                   what="the worker to resume")
+    finally:
+        worker.stop()
+        t.join(timeout=30)
+    assert not t.is_alive()
+    assert worker.source.committed == worker.source.position
