@@ -399,7 +399,11 @@ class FailoverTransport:
         except TransportError as exc:
             _log.debug("replay send failed: %s", exc)
             return False
-        kafka.wait_for(futures, max(self._stall, 10.0))
+        # Wait in short steps so close() is never held up by a silent broker.
+        deadline = self._clock() + 2 * self._stall
+        while not kafka.wait_for(futures, 0.1):
+            if self._closing or self._clock() >= deadline:
+                return False
         if all(f.succeeded() for f in futures):
             return True
         for record, future in zip(chunk, futures):

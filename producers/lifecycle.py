@@ -113,22 +113,38 @@ def _install_sigterm() -> None:
     _sigterm_installed = True
 
 
+_sigterm_retries = 0
+_SIGTERM_MAX_RETRIES = 400  # x 5 ms: give up flushing after about two seconds
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    global _sigterm_retries
+    busy = False
     for emitter in list(_emitters):
         lock = emitter._lock
-        if not lock.acquire(timeout=0.05):
-            # Most likely this very thread was interrupted inside a logging call's
-            # critical section: flushing now would wait for the emitter thread,
-            # which needs that lock. Raise the signal again; Python handles it
-            # after the interrupted code has moved on (and left the lock).
-            signal.raise_signal(signum)
-            return
+        if not lock.acquire(blocking=False):
+            busy = True
+            break
         lock.release()
+    if busy and _sigterm_retries < _SIGTERM_MAX_RETRIES:
+        # Most likely this very thread was interrupted inside a logging call's
+        # critical section: flushing now would wait for the emitter thread, which
+        # needs that lock. Have the signal sent again in a moment, once the
+        # interrupted call has moved on. (signal.raise_signal would run this
+        # handler again at once, inside this one.)
+        _sigterm_retries += 1
+        timer = threading.Timer(0.005, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
+        return
     previous = _previous_sigterm
     terminating = previous in (signal.SIG_DFL, None)
-    if terminating:
-        _run_exit_callbacks("sigterm")
-    flush_all()
+    if not busy:
+        if terminating:
+            _run_exit_callbacks("sigterm")
+        flush_all()
+    else:
+        _log.error("runstream: SIGTERM: could not flush (the buffers stayed busy)")
     if callable(previous):
         previous(signum, frame)
     elif terminating:

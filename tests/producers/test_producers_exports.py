@@ -1,0 +1,46 @@
+import importlib
+
+import producers
+
+MODULES = ["producers", "producers.errors", "producers.settings", "producers.values", "producers.transport",
+           "producers.kafka_transport", "producers.failover", "producers.emitter", "producers.lifecycle",
+           "producers.testing", "producers.files", "producers.workspace", "producers.experiment", "producers.run",
+           "producers.spool_tools"]
+
+
+def test_public_names_are_pinned() -> None:
+    assert producers.__all__[:3] == ["Workspace", "Experiment", "Run"]
+    assert sorted(producers.__all__) == sorted([
+        "Workspace", "Experiment", "Run", "WorkspaceSettings", "SdkError", "InvalidLogCall", "InvalidValueType",
+        "RunNotActive", "TransportError", "BufferFull", "ConfigurationError", "ReadError", "RunNotFound",
+        "IngestNotRunning",
+    ])
+    assert sorted(importlib.import_module("producers.spool_tools").__all__) == sorted([
+        "SegmentInfo", "SpoolDirStatus", "SpoolStatus", "ReplayProgress", "ReplayResult", "spool_status", "replay",
+        "format_status"])
+    assert sorted(importlib.import_module("producers.testing").__all__) == ["InMemoryTransport", "ManualClock",
+                                                                           "SentMessage"]
+
+
+def test_every_exported_name_exists_and_is_documented() -> None:
+    for name in MODULES:
+        module = importlib.import_module(name)
+        assert module.__doc__, name
+        for exported in module.__all__:
+            obj = getattr(module, exported)
+            if callable(obj) and not isinstance(obj, (int, str)) and exported[0].isalpha():
+                assert getattr(obj, "__doc__", None), f"{name}.{exported} has no docstring"
+
+
+def test_errors_keep_azure_compatible_bases() -> None:
+    from producers.errors import BufferFull, PipelineError, TransportError
+
+    assert issubclass(producers.InvalidLogCall, ValueError) and issubclass(producers.InvalidValueType, TypeError)
+    assert issubclass(BufferFull, TransportError) and BufferFull.retriable
+    assert issubclass(producers.ConfigurationError, ValueError) and issubclass(producers.SdkError, PipelineError)
+
+
+def test_sdk_diagnostics_have_a_null_handler() -> None:
+    import logging
+
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("runstream").handlers)
