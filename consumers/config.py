@@ -64,6 +64,8 @@ class IngestConfig:
     limits: RunLimits = field(default_factory=RunLimits)
     flush_rows: int = 50_000
     """Flush when this many rows (all tables) are buffered..."""
+    flush_bytes: int = 32 * 1024 * 1024
+    """...or when the messages behind them hold this many bytes (file chunks are up to 512 KiB each)..."""
     flush_interval_s: float = 0.5
     """...or when the oldest buffered row is this old."""
     poll_max_records: int = 500
@@ -94,7 +96,7 @@ class IngestConfig:
             raise ConfigError("the dead-letter topic must differ from the events topic")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics port out of range: {self.metrics_port}")
-        for name in ("flush_rows", "poll_max_records", "max_cached_runs", "session_timeout_ms", "topic_partitions"):
+        for name in ("flush_rows", "flush_bytes", "poll_max_records", "max_cached_runs", "session_timeout_ms", "topic_partitions"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1")
         for name in ("flush_interval_s", "retry_initial_s", "shutdown_timeout_s", "rebalance_flush_timeout_s",

@@ -87,6 +87,7 @@ class Worker:
         self._buffer = RowBuffer()
         self._letters: list[DeadLetter] = []
         self._polled = 0  # messages handed out by the source since the last commit
+        self._polled_bytes = 0
         self._written: set[str] = set()  # tables of the current batch already accepted
         self._letters_sent = False
         self._first_buffered: float | None = None
@@ -176,7 +177,7 @@ class Worker:
     def _due(self) -> bool:
         if self._polled == 0:
             return False
-        if self._buffer.rows >= self.config.flush_rows:
+        if self._buffer.rows >= self.config.flush_rows or self._polled_bytes >= self.config.flush_bytes:
             return True
         return (self._first_buffered is not None
                 and self._monotonic() - self._first_buffered >= self.config.flush_interval_s)
@@ -188,6 +189,7 @@ class Worker:
         if self._first_buffered is None:
             self._first_buffered = self._monotonic()
         self._polled += len(messages)
+        self._polled_bytes += sum(len(m.value) for m in messages)
         decoded: list[tuple[RawMessage, Event]] = []
         now_ms = int(self._clock() * 1000)
         for message in messages:
@@ -367,6 +369,7 @@ class Worker:
         self._letters_sent = False
         self._written.clear()
         self._polled = 0
+        self._polled_bytes = 0
         self._first_buffered = None
 
     def _discard(self) -> None:

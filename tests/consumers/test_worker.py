@@ -241,3 +241,12 @@ def test_memory_stays_bounded_while_the_sink_is_down():
         t.join(timeout=30)
     assert not t.is_alive()
     assert worker.source.committed == worker.source.position
+
+
+def test_flushes_by_bytes():
+    msgs = [f.message(f.chunk(data=b"x" * 600)) for _ in range(4)]
+    worker, clock, _ = make(msgs, flush_bytes=1000, poll_max_records=1)
+    worker.step()
+    assert worker.source.committed == 0
+    worker.step()
+    assert worker.source.committed == 2
