@@ -114,6 +114,9 @@ class RowBuffer:
             t: {c: [] for c in cols} for t, cols in TABLE_COLUMNS.items()
         }
         self._progress: dict[tuple[str, str], tuple[str, int]] = {}
+        self._marks: dict[str, list[tuple[int, int]]] = {t: [] for t in TABLE_COLUMNS}
+        self.owner = -1
+        """Who the rows added next belong to (the worker's index of the message); see :meth:`owner_ranges`."""
         self.rows = 0
         self.created_ms: list[int] = []
         """Creation times of the events in this batch (for the end-to-end latency)."""
@@ -128,9 +131,32 @@ class RowBuffer:
             for values in cols.values():
                 values.clear()
         self._progress.clear()
+        for marks in self._marks.values():
+            marks.clear()
         self.rows = 0
         self.events = 0
         self.created_ms.clear()
+
+    def _length(self, table: str) -> int:
+        return len(self._tables[table][TABLE_COLUMNS[table][0]])
+
+    def _lengths(self) -> dict[str, int]:
+        return {t: self._length(t) for t in TABLE_COLUMNS}
+
+    def _mark(self, before: Mapping[str, int]) -> None:
+        for table, n0 in before.items():
+            n1 = self._length(table)
+            if n1 > n0:
+                self._marks[table].append((self.owner, n1))
+
+    def owner_ranges(self, table: str) -> list[tuple[int, int, int]]:
+        """``(owner, start, end)`` row ranges of ``table``, in order (to isolate one message's rows)."""
+        out = []
+        start = 0
+        for owner, end in self._marks[table]:
+            out.append((owner, start, end))
+            start = end
+        return out
 
     def progress(self, event: Event) -> None:
         """Record that ``event`` was processed (accepted or rejected) for ``writer_progress``."""
@@ -142,6 +168,7 @@ class RowBuffer:
     def reject(self, *, run_id: str, experiment: str, reason: str, detail: str, event_type: str, source: str,
                source_offset: int, item: int, created_ms: int, rejected_ms: int) -> None:
         """Add one ``rejected_events`` row."""
+        before = {"rejected_events": self._length("rejected_events")}
         t = self._tables["rejected_events"]
         t["run_id"].append(run_id)
         t["experiment"].append(experiment)
@@ -154,9 +181,17 @@ class RowBuffer:
         t["created_ms"].append(created_ms)
         t["rejected_ms"].append(rejected_ms)
         self.rows += 1
+        self._mark(before)
 
     def add(self, event: Event, rejected: Mapping[int, Rejection], new_names: Sequence[NewName]) -> None:
         """Add the accepted part of ``event`` (items in ``rejected`` are left out)."""
+        before = self._lengths()
+        try:
+            self._add(event, rejected, new_names)
+        finally:
+            self._mark(before)
+
+    def _add(self, event: Event, rejected: Mapping[int, Rejection], new_names: Sequence[NewName]) -> None:
         self.events += 1
         self.created_ms.append(event.created_ms)
         self.progress(event)

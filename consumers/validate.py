@@ -71,6 +71,8 @@ REASONS = frozenset({
     "too_many_metric_names", "too_many_rows", "too_many_tags", "too_many_properties",
     # a bug in a check: the event is dead-lettered rather than stopping the partition
     "internal_error",
+    # ClickHouse refused the message's rows as invalid (not retriable) after validation passed
+    "sink_rejected",
 })
 """Every reason validation and limits can give (decode failures use ``DecodeError.REASONS``)."""
 

@@ -88,6 +88,9 @@ class Worker:
         self._letters: list[DeadLetter] = []
         self._polled = 0  # messages handed out by the source since the last commit
         self._polled_bytes = 0
+        self._messages: list[RawMessage] = []  # of the current batch; row owners index into it
+        self._strikes: dict[str, int] = {}  # table -> consecutive non-retriable failures
+        self._isolated: set[tuple[str, int]] = set()  # (table, owner) written or dead-lettered one by one
         self._written: set[str] = set()  # tables of the current batch already accepted
         self._letters_sent = False
         self._first_buffered: float | None = None
@@ -193,6 +196,8 @@ class Worker:
         decoded: list[tuple[RawMessage, Event]] = []
         now_ms = int(self._clock() * 1000)
         for message in messages:
+            self._buffer.owner = len(self._messages)
+            self._messages.append(message)
             if message.source_error is not None:
                 self._reject_raw(message, message.source_error, f"{len(message.value)} unreadable bytes", now_ms)
                 continue
@@ -214,7 +219,9 @@ class Worker:
                 # checked, so give the uncommitted messages back (they are read again).
                 self._discard()
                 return
+        owners = {id(m): i for i, m in enumerate(self._messages)}
         for message, event in decoded:
+            self._buffer.owner = owners[id(message)]
             self.metrics.events_consumed.labels(event.EVENT_TYPE).inc()
             try:
                 check_key(message, event)
@@ -321,10 +328,56 @@ class Worker:
             if table in self._written:
                 continue
             started = time.perf_counter()
-            self.sink.write(table, columns)
+            try:
+                self.sink.write(table, columns)
+            except SinkError as exc:
+                if getattr(exc, "retriable", True) or table == "writer_progress":
+                    raise
+                self._strikes[table] = self._strikes.get(table, 0) + 1
+                if self._strikes[table] < self.POISON_STRIKES:
+                    raise
+                self._isolate(table, columns, exc)
             self.metrics.clickhouse_insert_seconds.observe(time.perf_counter() - started)
             self._written.add(table)
             self.metrics.points_written.labels(table).inc(len(next(iter(columns.values()))))
+
+    POISON_STRIKES = 3
+    """Non-retriable refusals of one table's batch before its messages are written one by one."""
+
+    def _isolate(self, table: str, columns: Mapping[str, Sequence[Any]], first: SinkError) -> None:
+        """The server keeps refusing ``table``'s rows as invalid: write them message by message and
+        dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition."""
+        log.error("ClickHouse refuses %s rows as invalid (%s); writing them message by message", table, first)
+        refused: list[DeadLetter] = []
+        for owner, start, end in self._buffer.owner_ranges(table):
+            if (table, owner) in self._isolated:
+                continue
+            part = {c: v[start:end] for c, v in columns.items()}
+            try:
+                self.sink.write(table, part)
+            except SinkError as exc:
+                if getattr(exc, "retriable", True):
+                    raise
+                message = self._messages[owner]
+                log.error("dead-lettering %s@%d: ClickHouse refuses its %s rows: %s", message.source,
+                          message.offset, table, exc)
+                refused.append(DeadLetter(message, "sink_rejected", f"{table}: {exc}"[:500], WHOLE_EVENT))
+            self._isolated.add((table, owner))
+        if refused:
+            self.dead_letters.send(refused)
+            now_ms = int(self._clock() * 1000)
+            for letter in refused:
+                self.metrics.dlq_messages.labels("sink_rejected").inc()
+                self.metrics.events_rejected.labels("sink_rejected").inc()
+                m = letter.message
+                try:  # best effort: tell readers why; the dead letter already holds the bytes
+                    self.sink.write("rejected_events", {
+                        "run_id": [_key_text(m)], "experiment": [""], "reason": ["sink_rejected"],
+                        "detail": [letter.detail], "event_type": [""], "source": [m.source],
+                        "source_offset": [m.offset], "item": [WHOLE_EVENT], "created_ms": [m.timestamp_ms],
+                        "rejected_ms": [now_ms]})
+                except SinkError:
+                    log.warning("could not record the sink rejection of %s@%d", m.source, m.offset)
 
     def flush(self, deadline: float | None = None) -> bool:
         """Write the batch and commit the source; True on success (also when there was nothing to do).
@@ -370,6 +423,9 @@ class Worker:
         self._written.clear()
         self._polled = 0
         self._polled_bytes = 0
+        self._messages.clear()
+        self._strikes.clear()
+        self._isolated.clear()
         self._first_buffered = None
 
     def _discard(self) -> None:

@@ -250,3 +250,27 @@ def test_flushes_by_bytes():
     assert worker.source.committed == 0
     worker.step()
     assert worker.source.committed == 2
+
+
+def test_rows_the_server_refuses_as_invalid_are_isolated_and_dead_lettered():
+    from consumers.errors import SinkError
+
+    class Picky(InMemorySink):
+        def write(self, table, columns):
+            if table == "metric_scalars" and "poison" in columns["name"]:
+                err = SinkError("Code: 53. Type mismatch")
+                err.retriable = False
+                raise err
+            super().write(table, columns)
+
+    sink = Picky()
+    msgs = [f.message(f.scalars("r", names=["ok"], points=2)), f.message(f.scalars("r", names=["poison"])),
+            f.message(f.scalars("r", names=["ok"], points=2, start_step=2))]
+    worker, clock, registry = make(msgs, sink=sink)
+    pump(worker, clock)
+    assert worker.source.committed == 3
+    assert sorted(r["step"] for r in sink.rows("metric_scalars")) == [0, 1, 2, 3]
+    assert [l.reason for l in worker.dead_letters.letters] == ["sink_rejected"]
+    assert worker.dead_letters.letters[0].message is msgs[1]
+    assert [r["reason"] for r in sink.rows("rejected_events")] == ["sink_rejected"]
+    assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
