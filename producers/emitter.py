@@ -45,7 +45,7 @@ from schemas.limits import RunLimits
 from schemas.records import Event, Heartbeat, LogBatch, LogLine, ScalarBatch
 
 from . import lifecycle
-from .errors import BufferFull, InvalidLogCall, InvalidValueType, RunNotActive, TransportError
+from .errors import BufferFull, InvalidLogCall, InvalidValueType, RunNotActive
 from .transport import EventTransport
 from .values import check_name
 
@@ -572,8 +572,14 @@ class Emitter:
                 items, waiters, closing = self._wait_and_swap_locked(backoff)
             waiters = carried + waiters
             if items:
-                self._build(items)
-            self._beat_if_due()
+                try:
+                    self._build(items)
+                except Exception:  # a bug must not kill the thread every later event depends on
+                    _log.exception("runstream: building %d queued events failed; they are lost", len(items))
+            try:
+                self._beat_if_due()
+            except Exception:
+                _log.exception("runstream: heartbeat failed")
             with self._lock:
                 self._inflight_bytes = 0
                 self._space.notify_all()
@@ -655,7 +661,7 @@ class Emitter:
                     self._encode_into(out, st, ScalarBatch, fields, now_ms)
             elif type(item) is _Pending:
                 self._encode_into(out, st, item.cls, item.fields, item.created_ms)
-            else:
+            elif type(item) is _Logs:
                 for lines in _split_lines(item.lines):
                     self._encode_into(out, st, LogBatch, {"lines": lines}, now_ms)
         if out:
@@ -710,7 +716,7 @@ class Emitter:
             return True
         try:
             transport = self._get_transport()
-        except (TransportError, OSError) as exc:
+        except Exception as exc:
             self._transport_failed(exc)
             return False
         outq = self._outq
@@ -719,7 +725,7 @@ class Emitter:
             key, value = outq[0]
             try:
                 transport.send(topic, key, value)
-            except TransportError as exc:
+            except Exception as exc:  # TransportError, or a transport's bug: keep the message, retry
                 self._transport_failed(exc)
                 return False
             outq.popleft()
@@ -746,7 +752,7 @@ class Emitter:
         timeout = None if any(d is None for d in deadlines) else max(0.0, max(d for d in deadlines if d) - time.monotonic())
         try:
             ok = self._get_transport().flush(timeout)
-        except TransportError as exc:
+        except Exception as exc:
             _log.warning("runstream: transport flush failed: %s", exc)
             ok = False
         for waiter in live:

@@ -68,7 +68,7 @@ def ensure_topic(
     # broker would gain a thread per attempt. Keep a handle to stop it.
     admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
-        admin.__init__(  # type: ignore[misc]
+        admin.__init__(
             **options,
             client_id="runstream-sdk-admin",
             request_timeout_ms=timeout_ms,
@@ -234,8 +234,8 @@ class KafkaTransport:
             return False
         with self._failures_lock:
             failures, self._failures = self._failures, []
-        for exc in failures[:3]:
-            _log.warning("Kafka delivery failed: %s", exc)
+        for failure in failures[:3]:
+            _log.warning("Kafka delivery failed: %s", failure)
         return not failures
 
     def close(self, timeout: float | None = 5.0) -> None:

@@ -335,7 +335,7 @@ class Run:
             detail = ", ".join(f"{c.name}={len(c.numbers)}" for c in columns)
             raise InvalidLogCall(f"log_table columns must have equal lengths: {detail}")
         rows = lengths.pop()
-        events = [
+        events: list[tuple[type, dict[str, Any], int]] = [
             (TableLogged, {"name": name, "description": description, "columns": part}, sum(_column_size(c) for c in part))
             for part in _table_chunks(columns, rows)
         ]
@@ -492,6 +492,7 @@ class Run:
 
     def fail(self, error_details: str | BaseException | None = None, error_code: str | None = None) -> None:
         """Mark the run Failed; an exception's traceback becomes the error details (cut to 3,000 characters)."""
+        text: str | None
         if isinstance(error_details, BaseException):
             text = "".join(traceback.format_exception(type(error_details), error_details, error_details.__traceback__))
         elif error_details is None or isinstance(error_details, str):

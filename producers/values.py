@@ -84,15 +84,14 @@ def _int_to_float(value: int) -> float:
 
 def check_name(name: Any, limit: int, what: str = "metric name") -> str:
     """A metric or column name: a non-empty str of at most ``limit`` characters."""
-    if type(name) is not str:
-        if not isinstance(name, str):
-            raise InvalidValueType(f"{what} must be a str, got {type(name).__name__}")
-        name = str(name)
-    if not name:
+    if not isinstance(name, str):
+        raise InvalidValueType(f"{what} must be a str, got {type(name).__name__}")
+    text = str(name)  # a str subclass (numpy.str_) becomes a plain str
+    if not text:
         raise InvalidLogCall(f"{what} must not be empty")
-    if len(name) > limit:
-        raise InvalidLogCall(f"{what} is {len(name)} characters; the limit is {limit}: {name[:40]!r}...")
-    return name
+    if len(text) > limit:
+        raise InvalidLogCall(f"{what} is {len(text)} characters; the limit is {limit}: {text[:40]!r}...")
+    return text
 
 
 def coerce_step(step: Any) -> int:
