@@ -140,9 +140,13 @@ def _ingest(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    from .service import Interrupted
+
     try:
         service.start()
         service.run(until_idle_s=args.idle if args.once else None)
+    except Interrupted:
+        return 0
     except PipelineError as exc:
         _print(f"runstream ingest: {exc}")
         return 1

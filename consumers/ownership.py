@@ -22,6 +22,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -69,19 +70,21 @@ class HomeLock:
 
     def acquire(self, role: str, *, timeout_s: float, poll_s: float = 0.05,
                 on_wait: Callable[[dict[str, Any] | None], None] | None = None,
+                stop: threading.Event | None = None,
                 monotonic: Callable[[], float] = time.monotonic, **info: Any) -> bool:
-        """Wait up to ``timeout_s`` for the lock; ``on_wait(holder)`` is called once if it has to wait."""
+        """Wait up to ``timeout_s`` (or until ``stop`` is set) for the lock; ``on_wait(holder)`` is called
+        once if it has to wait."""
         deadline = monotonic() + timeout_s
         waited = False
+        stop = stop if stop is not None else threading.Event()
         while True:
             if self.try_acquire(role, **info):
                 return True
             if not waited and on_wait is not None:
                 on_wait(self.holder())
             waited = True
-            if monotonic() >= deadline:
+            if monotonic() >= deadline or stop.wait(poll_s):
                 return False
-            time.sleep(poll_s)
 
     def holder(self) -> dict[str, Any] | None:
         """What ``owner.json`` says about the current holder (None when unreadable)."""

@@ -28,13 +28,17 @@ from .query_server import QueryServer
 from .source import KafkaSource, Source, SpoolSource, ensure_topics
 from .worker import Worker
 
-__all__ = ["IngestService", "LockedStore", "drain_spool", "HomeBusy"]
+__all__ = ["IngestService", "LockedStore", "drain_spool", "HomeBusy", "Interrupted"]
 
 log = logging.getLogger("runstream.ingest")
 
 
 class HomeBusy(IngestError):
     """Another ``runstream ingest`` already owns this home's spool or chDB."""
+
+
+class Interrupted(IngestError):
+    """Stopped (SIGTERM) before the service had started; nothing was read."""
 
 
 class LockedStore:
@@ -113,11 +117,13 @@ class IngestService:
             self._lock = HomeLock(c.home)
             address = query_address(c.home) if c.embedded_sink and c.serve_queries else None
             ok = self._lock.acquire(
-                "ingest", timeout_s=self._lock_wait_s, query_address=address,
+                "ingest", timeout_s=self._lock_wait_s, query_address=address, stop=self._stopping,
                 on_wait=lambda holder: self._progress(
                     f"waiting for pid {holder.get('pid') if holder else '?'} "
                     f"({holder.get('role') if holder else 'unknown'}) to release {c.home}"),
             )
+            if not ok and self._stopping.is_set():
+                raise Interrupted("stopped while waiting for the home lock")
             if not ok:
                 holder = self._lock.holder() or {}
                 raise HomeBusy(f"{c.home} is owned by pid {holder.get('pid', '?')} ({holder.get('role', '?')}); "
@@ -149,6 +155,8 @@ class IngestService:
         self.worker = Worker(source=source, sink=self._store, limiter=limiter, dead_letters=dead_letters,
                              config=c, metrics=self.metrics, clock=self._clock)
         worker_box.append(self.worker)
+        if self._stopping.is_set():  # SIGTERM arrived while starting
+            self.worker.stop()
         if c.embedded_sink and c.serve_queries:
             self._server = QueryServer(self._store.store, query_address(c.home), self._store.lock)
             self._server.start()

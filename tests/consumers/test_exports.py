@@ -16,7 +16,7 @@ EXPECTED = {
     "consumers.ownership": ["HomeLock", "query_address"],
     "consumers.query_server": ["QueryServer", "QueryClient", "QueryServerUnavailable"],
     "consumers.rows": ["TABLE_COLUMNS", "WRITE_ORDER", "RejectionRow", "RowBuffer", "group_rejections"],
-    "consumers.service": ["IngestService", "LockedStore", "drain_spool", "HomeBusy"],
+    "consumers.service": ["IngestService", "LockedStore", "drain_spool", "HomeBusy", "Interrupted"],
     "consumers.source": ["Source", "KafkaSource", "SpoolSource", "ensure_topics", "SPOOL_ERROR_REASONS"],
     "consumers.validate": ["REASONS", "WHOLE_EVENT", "Rejection", "Checked", "Check", "CHECKS", "validate",
                            "attribute_items"],

@@ -6,12 +6,13 @@ from __future__ import annotations
 import signal
 
 import schemas
+from consumers.ownership import HomeLock
 from consumers.testing import IngestProcess, wait_until
 from producers.reading import ReadSettings, RunReader
 from schemas import RunStarted, RunStatusChanged, ScalarBatch
 from schemas.spool import SpoolWriter, list_segments
 
-RUNS, BATCHES = 4, 40  # 100 points per batch -> 16,000 points
+RUNS, BATCHES = 4, 60  # 100 points per batch -> 24,000 points
 
 
 def _write_spool(spool, runs=range(RUNS)):
@@ -32,7 +33,7 @@ def _write_spool(spool, runs=range(RUNS)):
 def test_sigkill_mid_ingest_then_restart_exactly_once(tmp_path):
     home = tmp_path / "home"
     _write_spool(home / "spool")
-    args = ["--home", str(home), "--flush-rows", "500", "--flush-interval", "0.05"]
+    args = ["--home", str(home), "--flush-rows", "100", "--flush-interval", "0.05"]
     first = IngestProcess(args, tmp_path / "first.log").start()
     try:
         wait_until(lambda: (home / "ingest" / "spool-checkpoint.json").exists(), timeout_s=60,
@@ -40,9 +41,12 @@ def test_sigkill_mid_ingest_then_restart_exactly_once(tmp_path):
     finally:
         first.kill()
     assert first.proc.returncode == -signal.SIGKILL
+    assert list_segments(home / "spool"), "the first worker finished before it was killed: give it more work"
     second = IngestProcess(args, tmp_path / "second.log").start()
     try:
         wait_until(lambda: not list_segments(home / "spool"), timeout_s=90, what="the spool to be ingested")
+        holder = HomeLock(home).holder()
+        assert holder["role"] == "ingest" and holder["pid"] == second.proc.pid
         # While it runs, it owns chDB: this reader's queries go over its socket.
         reader = RunReader(ReadSettings(home=home, visible_timeout_s=30))
         for r in range(RUNS):
