@@ -102,6 +102,11 @@ def _converter(typ: str, raw_strings: bool) -> _Conv | None:
     return None
 
 
+def _parse_int(text: str) -> int | float:
+    # ClickHouse prints the Float64 -0.0 as "-0"; no integer column prints that.
+    return -0.0 if text == "-0" else int(text)
+
+
 def parse_rows(data: bytes) -> list[tuple[Any, ...]]:
     """Rows of one ``JSONCompactEachRowWithNamesAndTypes`` result (``[]`` for no output)."""
     if not data:
@@ -119,7 +124,7 @@ def parse_rows(data: bytes) -> list[tuple[Any, ...]]:
     if len(lines) == 2:
         return []
     # JSON escapes newlines inside strings, so each remaining line is one row.
-    rows = json.loads("[" + ",".join(lines[2:]) + "]")
+    rows = json.loads("[" + ",".join(lines[2:]) + "]", parse_int=_parse_int)
     convs = [_converter(t, raw_strings) for t in types]
     if all(c is None for c in convs):
         return [tuple(r) for r in rows]

@@ -142,24 +142,20 @@ def render(template: str, fragments: Mapping[str, str]) -> list[str]:
     """Fill ``template`` with ``fragments`` and split it at lines holding only ``;``.
 
     An unknown placeholder raises ``KeyError`` (a typo in a DDL file must not
-    reach the server). Comment-only pieces are dropped.
+    reach the server). Full-line ``--`` comments and blank lines are dropped.
     """
     text = Template(template).substitute(fragments)
     statements: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
-        if line.strip() == ";":
-            statements.append("\n".join(current))
+        stripped = line.strip()
+        if stripped == ";":
+            statements.append("\n".join(current).strip())
             current = []
-        else:
-            current.append(line)
-    statements.append("\n".join(current))
-    out = []
-    for stmt in statements:
-        body = [ln for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")]
-        if body:
-            out.append(stmt.strip())
-    return out
+        elif stripped and not stripped.startswith("--"):  # full-line comments stay in the files
+            current.append(line.rstrip())
+    statements.append("\n".join(current).strip())
+    return [s for s in statements if s]
 
 
 class _Backend(Protocol):

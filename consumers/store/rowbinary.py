@@ -56,16 +56,17 @@ def _string_cell(value: Any) -> bytes:
 
 
 def _strings(values: Sequence[Any]) -> list[bytes]:
-    cache: dict[Any, bytes] = {}
+    cache: dict[str | bytes, bytes] = {}
     out = []
     for v in values:
-        cell = cache.get(v)
-        if cell is None:
-            if not isinstance(v, (str, bytes, bytearray, memoryview)):
-                raise TypeError(f"a String cell takes str or bytes, not {type(v).__name__}")
+        if isinstance(v, (str, bytes)):
+            cell = cache.get(v)
+            if cell is None:
+                cell = cache[v] = _string_cell(v)
+        elif isinstance(v, (bytearray, memoryview)):  # unhashable: no cache
             cell = _string_cell(v)
-            if not isinstance(v, (bytearray, memoryview)):  # unhashable
-                cache[v] = cell
+        else:
+            raise TypeError(f"a String cell takes str or bytes, not {type(v).__name__}")
         out.append(cell)
     return out
 
