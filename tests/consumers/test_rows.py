@@ -82,3 +82,11 @@ def test_rejections_grouped_per_reason_and_metric():
     assert [(g.reason, g.item, g.count) for g in groups] == [("value_too_long", 0, 1),
                                                              ("too_many_metric_names", 1, 3)]
     assert "3 points" in groups[1].detail
+
+
+def test_columns_match_the_store_schema():
+    from consumers.store import TABLES
+
+    for table, columns in TABLE_COLUMNS.items():
+        assert table in TABLES, table
+        assert set(columns) == set(TABLES[table]), table
