@@ -18,7 +18,7 @@ export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
 # The stack scripts probe Kafka with kafka-python from this interpreter.
 export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
-.PHONY: help install stack-deps stack-up stack-down stack-status test clean
+.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo
 # `make demo` (the embedded default, no servers) and `make bench` are added by
 # the work that delivers them; `help` lists every target with a `## ` comment.
 
@@ -58,3 +58,8 @@ test: install stack-deps ## Install, start the stack, run the whole suite, stop 
 
 clean: stack-down ## Stop the stack, remove .venv, stack state and downloaded jars
 	rm -rf $(VENV) deploy/local/.state deploy/local/.cache .pytest_cache
+
+# The README's first command: no servers, no settings. RUNSTREAM_* exported above
+# for the integration tests must not turn the demo into a Kafka/ClickHouse one.
+demo: install ## Run an 8-run sweep on the embedded default (spool + chDB in ./.runstream), print a leaderboard
+	env -u RUNSTREAM_KAFKA -u RUNSTREAM_CLICKHOUSE -u RUNSTREAM_HOME -u RUNSTREAM_TOPIC $(VENV_PY) examples/sweep_demo.py
