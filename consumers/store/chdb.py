@@ -1,9 +1,10 @@
 """The embedded store: chDB (in-process modern ClickHouse) in a data directory.
 
 ``ChdbStore(path)`` opens ``path`` with ``chdb.connect`` and keeps it open
-until :meth:`ChdbStore.close`. Inserts stream RowBinary bytes through
-``send_insert`` (data never in SQL text); queries use chDB's native
-``{name:Type}`` parameters and parse a JSON result typed by its header.
+until :meth:`ChdbStore.close`. Inserts stream a ``Native`` block (or
+``RowBinary`` rows, ``insert_format=``) through ``send_insert``: data never
+becomes SQL text. Queries use chDB's own ``{name:Type}`` parameters and parse a
+JSON result typed by its header.
 
 One process per data directory: chDB's files are not safe to share between
 processes. The store holds an exclusive ``flock`` on ``<path>.lock`` (its
@@ -40,10 +41,11 @@ from ..errors import ConfigError
 from . import migrations
 from ._results import parse_rows
 from .base import TABLES, StoreBusy, StoreError, check_batch, check_database_name, sink_error
+from .native import encode_block
 from .rowbinary import encode_rows
 from .sql import for_chdb
 
-__all__ = ["ChdbStore", "ENGINE_SETTINGS", "RESULT_FORMAT"]
+__all__ = ["ChdbStore", "ENGINE_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"]
 
 ENGINE_SETTINGS: Mapping[str, str] = {
     "output_format_json_quote_denormals": "1",  # NaN/inf as "nan"/"inf" instead of null
@@ -54,6 +56,9 @@ ENGINE_SETTINGS: Mapping[str, str] = {
 
 RESULT_FORMAT = "JSONCompactEachRowWithNamesAndTypes"
 """Query output format: one header line of names, one of types, one JSON array per row."""
+
+INSERT_FORMATS = ("Native", "RowBinary")
+"""Input formats ``ChdbStore`` can insert with; ``Native`` (columnar, the default) is about 3x faster."""
 
 _INSERT_CHUNK = 8 * 1024 * 1024
 """Bytes handed to chDB per ``append`` (bounds the copy chDB makes of each piece)."""
@@ -87,13 +92,17 @@ class ChdbStore:
     ``lock_timeout_s``: how long to wait for another process to release the
     data directory (0: fail at once with ``StoreBusy``). ``retention_days``: TTL
     for diagnostic tables, applied when the tables are created (see
-    :mod:`consumers.store.migrations`). Calls are serialised by an internal lock,
-    so threads may share one store.
+    :mod:`consumers.store.migrations`). ``insert_format``: one of
+    :data:`INSERT_FORMATS`. Calls are serialised by an internal lock, so threads
+    may share one store.
     """
 
     def __init__(self, path: Path | str, database: str = "runstream", *, lock_timeout_s: float = 0.0,
-                 retention_days: int | None = None) -> None:
+                 retention_days: int | None = None, insert_format: str = "Native") -> None:
         self._database = check_database_name(database)
+        if insert_format not in INSERT_FORMATS:
+            raise ConfigError(f"insert_format {insert_format!r} is not one of {', '.join(INSERT_FORMATS)}")
+        self._insert_format = insert_format
         self._path = Path(path).expanduser().resolve()
         if "?" in str(self._path):
             raise ConfigError(f"chDB path {self._path} must not contain '?' (chDB reads it as connection options)")
@@ -242,19 +251,23 @@ class ChdbStore:
         return stmt
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Insert one columnar batch (RowBinary, streamed). See ``EventSink.write``."""
+        """Insert one columnar batch (a Native block or RowBinary rows, streamed). See ``EventSink.write``."""
         names, rows = check_batch(table, columns)
         if rows == 0:
             return
         sql, types = self._insert_for(table, names)
         try:
-            payload = encode_rows(types, [columns[c] for c in names])
+            values = [columns[c] for c in names]
+            if self._insert_format == "Native":
+                payload = encode_block(names, types, values)
+            else:
+                payload = encode_rows(types, values)
         except (TypeError, ValueError, OverflowError, KeyError) as exc:
             raise sink_error(f"{table}: a value does not fit its column type: {exc}", retriable=False) from exc
         with self._mutex:
             conn = self._live()
             try:
-                inserter = conn.send_insert(sql, "RowBinary")
+                inserter = conn.send_insert(sql, self._insert_format)
             except Exception as exc:
                 raise _error(f"insert into {table}", exc) from exc
             try:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain
 from typing import Any
 
-__all__ = ["encode_rows", "leb128", "ENCODERS"]
+__all__ = ["encode_rows", "leb128", "string_cells", "ENCODERS"]
 
 if sys.byteorder != "little":  # pragma: no cover - every platform we run on is little-endian
     raise ImportError("consumers.store.rowbinary assumes a little-endian machine")
@@ -55,7 +55,8 @@ def _string_cell(value: Any) -> bytes:
     return leb128(len(data)) + data
 
 
-def _strings(values: Sequence[Any]) -> list[bytes]:
+def string_cells(values: Sequence[Any]) -> list[bytes]:
+    """LEB128 length + bytes of each ``str`` (UTF-8) or bytes-like value; repeated values encoded once."""
     cache: dict[str | bytes, bytes] = {}
     out = []
     for v in values:
@@ -81,7 +82,7 @@ def _array_of(code: str) -> Callable[[Sequence[Any]], list[bytes]]:
 def _array_of_strings(values: Sequence[Any]) -> list[bytes]:
     out = []
     for row in values:
-        out.append(leb128(len(row)) + b"".join(_strings(row)))
+        out.append(leb128(len(row)) + b"".join(string_cells(row)))
     return out
 
 
@@ -100,7 +101,7 @@ ENCODERS: dict[str, Callable[[Sequence[Any]], list[bytes]]] = {
     "UInt32": _numbers("I"),
     "UInt8": _numbers("B"),
     "Float64": _numbers("d"),
-    "String": _strings,
+    "String": string_cells,
     "Array(String)": _array_of_strings,
     "Array(Float64)": _array_of("d"),
     "Array(UInt8)": _array_of_u8,

@@ -76,11 +76,13 @@ def scalar_batch(writer: str, seq: int, names: list[str], *, steps: list[int] | 
     }
 
 
-@pytest.fixture(params=["clickhouse", "chdb"])
+@pytest.fixture(params=["clickhouse", "chdb", "chdb-rowbinary"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """A migrated store: the stack's server in a database of this test's own (dropped after), or chDB in tmp."""
-    if request.param == "chdb":
-        s = ChdbStore(tmp_path / "chdb", database="runstream")
+    """A migrated store: the stack's server in a database of this test's own (dropped after), or chDB in tmp
+    (inserting Native blocks, or RowBinary rows)."""
+    if request.param.startswith("chdb"):
+        fmt = "RowBinary" if request.param == "chdb-rowbinary" else "Native"
+        s = ChdbStore(tmp_path / "chdb", database="runstream", insert_format=fmt)
         try:
             s.migrate()
             yield s
@@ -324,9 +326,10 @@ def test_one_chdb_store_per_process(tmp_path: Path) -> None:
         assert again.query("SELECT 1") == [(1,)]
 
 
-def test_chdb_insert_split_at_any_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("fmt", chdb_module.INSERT_FORMATS)
+def test_chdb_insert_split_at_any_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str) -> None:
     monkeypatch.setattr(chdb_module, "_INSERT_CHUNK", 7)
-    with ChdbStore(tmp_path / "chdb") as store:
+    with ChdbStore(tmp_path / "chdb", insert_format=fmt) as store:
         store.migrate()
         texts = ["x" * 100_000, "", "😀" * 10, "\x00\x01"]
         store.write("metric_scalars", scalar_batch("w", 1, ["a", "b", "c", "d"], texts=texts))
