@@ -20,7 +20,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
 from .errors import SinkError
 from .message import RawMessage
@@ -113,7 +113,7 @@ class KafkaDeadLetters:
         self._clock = clock
         self._producer: object | None = None
 
-    def _get(self):  # type: ignore[no-untyped-def]
+    def _get(self) -> Any:
         if self._producer is None:
             from ._kafka import kafka
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
 
 from schemas.limits import RunLimits
 from schemas.records import (
@@ -69,7 +69,7 @@ class CounterLoader(Protocol):
 
 
 class _Runner(Protocol):
-    def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple]: ...
+    def query(self, sql: str, params: Mapping[str, object] | None = None) -> list[tuple[Any, ...]]: ...
 
 
 class StoreCounterLoader:
@@ -260,9 +260,9 @@ class RunLimiter:
             used = c.rows.get(name, 0)
             room = max(max_rows - used, 0)
             if count > room:
-                exc = RunLimitExceeded("too_many_rows", f"metric {name!r} is at its limit of {max_rows} rows")
+                over = RunLimitExceeded("too_many_rows", f"metric {name!r} is at its limit of {max_rows} rows")
                 for point in points_of(idx)[room:]:
-                    checked.reject(point, exc)
+                    checked.reject(point, over)
             c.rows[name] = used + min(count, room)
         return new_names
 

@@ -36,7 +36,7 @@ class QueryServerUnavailable(SinkError):
 
 
 class _Runner(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]: ...
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
 
 def _default(value: Any) -> Any:
@@ -146,7 +146,7 @@ class QueryClient:
         except QueryServerUnavailable:
             return False
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         reply = self._call({"sql": sql, "params": dict(params or {})})
         if "error" in reply:
             raise SinkError(f"query failed in the owning runstream ingest: {reply['error']}")

@@ -68,7 +68,8 @@ class RejectionRow(NamedTuple):
     reason: str
     detail: str
     item: int
-    count: int
+    items: int
+    """How many items of the message this row stands for."""
 
 
 def group_rejections(event: Event | None, rejected: Mapping[int, Rejection]) -> list[RejectionRow]:

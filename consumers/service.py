@@ -52,7 +52,7 @@ class LockedStore:
         with self.lock:
             self.store.write(table, columns)
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         with self.lock:
             return list(self.store.query(sql, params))
 
@@ -136,9 +136,10 @@ class IngestService:
         dead_letters: DeadLetters
         worker_box: list[Worker] = []
         if c.kafka is not None:
+            bootstrap = c.kafka
             created = self._until_up(
-                lambda: ensure_topics(c.kafka, {c.topic: c.topic_partitions, c.dlq_topic: c.topic_partitions}),
-                f"Kafka at {c.kafka}", retry=True)
+                lambda: ensure_topics(bootstrap, {c.topic: c.topic_partitions, c.dlq_topic: c.topic_partitions}),
+                f"Kafka at {bootstrap}", retry=True)
             if created:
                 self._progress(f"created topic(s) {', '.join(created)} with {c.topic_partitions} partitions")
             source = KafkaSource(bootstrap=c.kafka, topic=c.topic, group=c.group,

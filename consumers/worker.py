@@ -243,7 +243,7 @@ class Worker:
                                         detail=g.detail, event_type=event.EVENT_TYPE, source=message.source,
                                         source_offset=message.offset, item=g.item, created_ms=event.created_ms,
                                         rejected_ms=now_ms)
-                    self.metrics.events_rejected.labels(g.reason).inc(g.count)
+                    self.metrics.events_rejected.labels(g.reason).inc(g.items)
                 first = groups[0]
                 self._letters.append(DeadLetter(message, first.reason, first.detail, len(checked.rejected)))
 

@@ -63,7 +63,7 @@ IMAGE_REF_PREFIX = "runstream://"
 
 
 class _Runner(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]: ...
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,7 +91,7 @@ class ReadSettings:
         """From a ``producers.Workspace`` (or anything with ``home``, ``kafka``, ``clickhouse``)."""
         if isinstance(workspace, ReadSettings):
             return workspace if not overrides else cls(**{**_asdict(workspace), **overrides})
-        values = {
+        values: dict[str, Any] = {
             "home": Path(getattr(workspace, "home")),
             "kafka": getattr(workspace, "kafka", None),
             "clickhouse": getattr(workspace, "clickhouse", None),
@@ -104,7 +104,7 @@ class ReadSettings:
 
 
 def _asdict(s: ReadSettings) -> dict[str, Any]:
-    return {name: getattr(s, name) for name in ReadSettings.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(s, name) for name in ReadSettings.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +325,7 @@ class RunReader:
         finally:
             lock.release()
 
-    def _query(self, sql: str, **params: Any) -> list[tuple]:
+    def _query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         with self._runner() as runner:
             return runner.query(sql, params)
 
@@ -524,7 +524,7 @@ class RunReader:
         return experiment
 
     @staticmethod
-    def _tables(rows: list[tuple]) -> dict[str, Any]:
+    def _tables(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
         lists: dict[str, list[list[Any]]] = {}
         tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
         call: dict[str, tuple[Any, Any, Any]] = {}
@@ -596,7 +596,7 @@ class _ServerErrors:
     def __init__(self, runner: _Runner) -> None:
         self._runner = runner
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         try:
             return self._runner.query(sql, params)
         except ReadError:

@@ -79,7 +79,7 @@ def test_rejections_grouped_per_reason_and_metric():
     rejected = {i: Rejection("too_many_metric_names", "no room", i) for i in (1, 3, 5)}
     rejected[0] = Rejection("value_too_long", "long", 0)
     groups = group_rejections(event, rejected)
-    assert [(g.reason, g.item, g.count) for g in groups] == [("value_too_long", 0, 1),
+    assert [(g.reason, g.item, g.items) for g in groups] == [("value_too_long", 0, 1),
                                                              ("too_many_metric_names", 1, 3)]
     assert "3 points" in groups[1].detail
 
