@@ -15,6 +15,11 @@ source is paused (nothing more is read, so memory stays bounded); once the sink
 takes it, the worker commits and resumes. Tables already written in a failed
 attempt are not written again.
 
+If the server keeps refusing a table's rows as invalid (a non-retriable error,
+:data:`Worker.POISON_STRIKES` times), they are written message by message and the
+messages it refuses are dead-lettered (``sink_rejected``): no message can stall a
+partition.
+
 A rebalance (Kafka) flushes and commits before the partitions go; if the sink
 cannot take the batch in time, the batch is dropped uncommitted and the next
 owner reads it again. Shutdown (:meth:`Worker.stop`) flushes and commits within
