@@ -259,3 +259,27 @@ def test_sdk_logs_then_reads_back(backend, monkeypatch, tmp_path):
         assert Path(target).read_bytes() == BLOB
         assert run.get_details()["displayName"] == "sdk"
         assert [r.id for r in experiment.get_runs()] == [run.id]
+
+
+def test_kafka_mode_without_ingest_names_the_missing_command(kafka_bootstrap, clickhouse_url, unique_name,
+                                                             tmp_path, monkeypatch):
+    from producers import Experiment, Workspace
+
+    for var in ("RUNSTREAM_KAFKA", "RUNSTREAM_CLICKHOUSE", "RUNSTREAM_HOME", "RUNSTREAM_TOPIC"):
+        monkeypatch.delenv(var, raising=False)
+    url = clickhouse_url.rsplit("/", 1)[0] + "/" + unique_name
+    create_topic(kafka_bootstrap, unique_name, 1)
+    try:
+        with Workspace(kafka=kafka_bootstrap, clickhouse=url, home=tmp_path / "home", topic=unique_name,
+                       install_signal_handlers=False, flush_timeout_s=2) as ws:
+            run = Experiment(ws, "no-ingest").start_logging()
+            run.log("loss", 1.0)
+            with pytest.raises(IngestNotRunning, match="runstream ingest"):
+                run.get_metrics()
+            run.complete()
+    finally:
+        from clickhouse_driver import Client
+
+        client = Client.from_url(clickhouse_url.rsplit("/", 1)[0] + "/default")
+        client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+        client.disconnect()
