@@ -9,6 +9,8 @@ JSON's ``NaN``/``Infinity`` extensions (both ends are Python).
 
 Queries are data-safe the same way as in-process ones: the SQL text comes from
 the reader's fixed templates and every user value is a ``{name:Type}`` parameter.
+The socket is abstract (no file permissions), so the server serves only peers of
+its own uid (``SO_PEERCRED``) and only ``SELECT`` statements.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import re
 import socket
 import socketserver
 import struct
@@ -28,6 +32,8 @@ __all__ = ["QueryServer", "QueryClient", "QueryServerUnavailable"]
 
 log = logging.getLogger("runstream.ingest")
 _LEN = struct.Struct(">I")
+_CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_READ_ONLY = re.compile(r"\s*SELECT\b", re.IGNORECASE)
 _MAX_FRAME = 512 * 1024 * 1024
 
 
@@ -86,11 +92,20 @@ class QueryServer:
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 try:
+                    # An abstract socket has no file permissions: only this user's processes may ask.
+                    creds = self.request.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CREDS.size)
+                    _pid, uid, _gid = _CREDS.unpack(creds)
+                    if uid != os.getuid():
+                        log.warning("query socket: refused a connection from uid %d", uid)
+                        return
                     request = _recv(self.request)
                     if request.get("op") == "ping":
                         _send(self.request, {"ok": True})
                         return
                     sql, params = request["sql"], request.get("params")
+                    if not _READ_ONLY.match(sql):
+                        _send(self.request, {"error": "only SELECT queries are served"})
+                        return
                     with lock_ref:
                         rows = runner_ref.query(sql, params)
                     _send(self.request, {"rows": [list(r) for r in rows]})

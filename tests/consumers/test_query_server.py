@@ -14,7 +14,7 @@ class Runner:
 
     def query(self, sql, params=None):
         self.calls.append((sql, params))
-        if sql == "boom":
+        if sql == "SELECT boom":
             raise RuntimeError("bad query")
         return [("a", 1, math.nan, b"\x00\xff", [1.5, 2.0]), ("b", 2, math.inf, b"", [])]
 
@@ -32,7 +32,7 @@ def test_round_trip_keeps_types():
         assert rows[1][2] == math.inf and rows[0][4] == [1.5, 2.0]
         assert runner.calls[-1] == ("SELECT {x:String}", {"x": "va'lue", "names": ["a", "b"]})
         with pytest.raises(SinkError, match="bad query"):
-            client.query("boom")
+            client.query("SELECT boom")
     finally:
         server.stop()
 
@@ -42,3 +42,16 @@ def test_nobody_listening():
     assert not client.ping()
     with pytest.raises(QueryServerUnavailable):
         client.query("SELECT 1")
+
+
+def test_only_select_is_served():
+    runner = Runner()
+    address = f"\0runstream-test-{uuid.uuid4().hex}"
+    server = QueryServer(runner, address, threading.Lock())
+    server.start()
+    try:
+        with pytest.raises(SinkError, match="only SELECT"):
+            QueryClient(address, timeout_s=5).query("DROP TABLE runstream.runs")
+        assert runner.calls == []
+    finally:
+        server.stop()
