@@ -2,6 +2,8 @@ import os
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from consumers.config import IngestConfig
@@ -274,3 +276,35 @@ def test_rows_the_server_refuses_as_invalid_are_isolated_and_dead_lettered():
     assert worker.dead_letters.letters[0].message is msgs[1]
     assert [r["reason"] for r in sink.rows("rejected_events")] == ["sink_rejected"]
     assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
+
+
+_VALID = [encode(e) for e in (f.scalars("r", points=3, text={1: "t"}), f.table("r"), f.row("r", x=1, y="s"),
+                               f.started("r"), f.logs("r"), f.chunk("r"), f.image("r"), f.list_logged("r"))]
+
+
+@st.composite
+def _hostile(draw):
+    base = draw(st.sampled_from(_VALID))
+    kind = draw(st.sampled_from(["random", "flip", "cut", "extend"]))
+    if kind == "random":
+        return draw(st.binary(max_size=300))
+    data = bytearray(base)
+    if kind == "flip":
+        for _ in range(draw(st.integers(1, 5))):
+            i = draw(st.integers(0, len(data) - 1))
+            data[i] = draw(st.integers(0, 255))
+        return bytes(data)
+    if kind == "cut":
+        return bytes(data[: draw(st.integers(0, len(data)))])
+    return bytes(data) + draw(st.binary(min_size=1, max_size=20))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_hostile(), min_size=1, max_size=8))
+def test_no_bytes_crash_or_stall_the_worker(values):
+    msgs = [RawMessage("runstream.events/0", 0, i, b"r", v) for i, v in enumerate(values)]
+    msgs.append(f.message(f.scalars("r", names=["sentinel"], points=1)))
+    worker, clock, _ = make(msgs)
+    pump(worker, clock, rounds=3)
+    assert worker.source.committed == len(msgs)
+    assert "sentinel" in {r["name"] for r in worker.sink.rows("metric_scalars")}
