@@ -19,6 +19,13 @@ works). This module keeps at most one open ``ChdbStore`` per process and says
 so clearly (``StoreBusy``) instead of chDB's ``BAD_ARGUMENTS``; share the one
 store (it serialises its calls with a lock) rather than opening two.
 
+Fork: a child forked while a store is open does not inherit it (in the child
+it is closed without touching the parent's engine or lock, and the directory
+stays the parent's). Such a child must end with ``os._exit`` (as
+``multiprocessing`` children do): chDB's own exit handlers hang in a forked
+child whose parent had the engine running. Close the store before forking
+when children should exit normally.
+
 ``chdb`` is imported when a store is opened, never when this module is
 imported, so the SDK does not pay for it.
 """
@@ -68,6 +75,20 @@ _CODE = re.compile(r"Code: (\d+)")
 _process_lock = threading.Lock()
 _open_store: ChdbStore | None = None
 """The one open store of this process (chDB hosts one engine per process)."""
+
+_inherited: list[Any] = []
+"""In a forked child: the parent's chDB connections, never to be freed (see ``ChdbStore._abandon``)."""
+
+
+def _forget_in_child() -> None:
+    """After ``fork``: the child must not use (or close) the parent's engine, nor unlock the parent's flock."""
+    global _open_store
+    store, _open_store = _open_store, None
+    if store is not None:
+        store._abandon()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _error(what: str, exc: BaseException) -> StoreError:
@@ -176,6 +197,20 @@ class ChdbStore:
         fd, self._lock_fd = self._lock_fd, None
         if fd is not None:
             fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _abandon(self) -> None:
+        # In a forked child: the engine's threads did not survive the fork, and the flock
+        # belongs to the open file shared with the parent, so LOCK_UN would free the
+        # parent's lock. Drop our references only; the parent still owns both.
+        self._mutex = threading.RLock()  # another thread may have held it at fork time
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Kept alive on purpose: freeing a chDB connection in a forked child runs its
+            # close(), which waits for engine threads that do not exist here (a hang).
+            _inherited.append(conn)
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
             os.close(fd)
 
     def close(self) -> None:

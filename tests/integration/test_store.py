@@ -9,6 +9,7 @@ store per process, streamed inserts split at any byte.
 from __future__ import annotations
 
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -344,3 +345,26 @@ def test_closed_chdb_store_refuses_calls(tmp_path: Path) -> None:
         store.query("SELECT 1")
     with ChdbStore(tmp_path / "chdb") as again:  # the lock went with close()
         assert again.query("SELECT 1") == [(1,)]
+
+
+def test_forked_child_does_not_inherit_the_chdb_store(tmp_path: Path) -> None:
+    with ChdbStore(tmp_path / "chdb") as store:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit code
+            code = 0
+            try:
+                try:
+                    store.query("SELECT 1")
+                    code = 1  # the parent's engine must not be usable here
+                except SinkError:
+                    pass
+                try:
+                    ChdbStore(tmp_path / "chdb")
+                    code = 2  # the parent still holds the directory
+                except StoreBusy as exc:
+                    code = 0 if exc.holder_pid == os.getppid() else 3
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert store.query("SELECT 1") == [(1,)]  # the child's exit released nothing of ours
