@@ -141,7 +141,9 @@ def test_prometheus_scrapes_defined_services_on_their_metrics_ports(services: di
 def test_grafana_points_at_prometheus_and_the_mounted_dashboards(services: dict[str, dict[str, Any]]) -> None:
     provisioning = ROOT / "deploy" / "grafana" / "provisioning"
     for source in _load(provisioning / "datasources" / "datasources.yml")["datasources"]:
-        assert urlsplit(source["url"]).hostname in services, source["url"]
+        # The ClickHouse plugin takes jsonData.host (native protocol) instead of a URL.
+        host = urlsplit(source["url"]).hostname if "url" in source else source["jsonData"]["host"]
+        assert host in services, source
 
     mounted = {Path(source).as_posix(): target for _, source, target in _mounts(services["grafana"])}
     dashboards_target = mounted["deploy/grafana/dashboards"]

@@ -363,3 +363,11 @@ def test_exports() -> None:
     )
     for name in exporter.__all__:
         assert getattr(exporter, name).__doc__ or name == "SERIES"
+
+
+def test_sources_exports() -> None:
+    import consumers.exporter_sources as sources
+
+    assert sorted(sources.__all__) == ["ClickHouseSystemStats", "KafkaAdminOffsets"]
+    for name in sources.__all__:
+        assert getattr(sources, name).__doc__
