@@ -103,8 +103,9 @@ group.initial.rebalance.delay.ms=0
 EOF
 }
 
-# One real request: an admin client asks the broker to describe the cluster and
-# must see at least one unfenced broker. Prints the broker count.
+# Real requests: an admin client asks the broker to describe the cluster, must see
+# at least one unfenced broker, and must find the group coordinator. Prints the
+# broker count.
 probe() {
     PROBE_BOOTSTRAP="$BOOTSTRAP" "$RUNSTREAM_PYTHON" - <<'PY'
 import logging
@@ -125,6 +126,11 @@ try:
     )
     try:
         brokers = [b for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
+        if brokers:
+            # Consumer groups work only once the group coordinator is up: the first
+            # FindCoordinator creates __consumer_offsets, and until its partitions have
+            # leaders a fresh broker answers COORDINATOR_NOT_AVAILABLE. "Ready" includes that.
+            admin.describe_groups(["runstream-local-probe"])
     finally:
         admin.close()
 except Exception as exc:  # any failure means "not answering yet"

@@ -11,6 +11,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -88,6 +89,12 @@ def _produce_to(bootstrap: str, topic: str, counts: dict[int, int]) -> None:
 def _commit(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
     admin = kafka.admin.KafkaAdminClient(bootstrap_servers=bootstrap, client_id="runstream-tests")
     try:
+        # The stack waits for the group coordinator at start; one retry covers a broker
+        # started by hand whose __consumer_offsets topic is still being created.
+        try:
+            admin.describe_groups([group])
+        except kafka.errors.CoordinatorNotAvailableError:
+            time.sleep(3)
         result = admin.alter_group_offsets(
             group, {kafka.TopicPartition(t, p): kafka.structs.OffsetAndMetadata(o, "", -1)
                     for (t, p), o in offsets.items()})
