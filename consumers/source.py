@@ -137,6 +137,10 @@ class KafkaSource:
                 heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
                 max_poll_interval_ms=600_000,
                 max_partition_fetch_bytes=2 * 1024 * 1024,
+                # A group leader that assigned while its metadata lacked the topic hands out
+                # nothing and only rejoins on the next metadata refresh (default: 5 minutes).
+                # Refreshing every 10 s bounds that stall, and a new partition is picked up soon.
+                metadata_max_age_ms=10_000,
             )
             self._consumer.subscribe([topic], listener=_Listener())
         except Exception as exc:
