@@ -86,7 +86,10 @@ class Log:
         self.run_id, self.writer_id, self.experiment = run_id, writer_id, experiment
         self.events: list[schemas.Event] = []
 
-    def add(self, cls: Any, created_ms: int = NOW_MS, **fields: Any) -> None:
+    def add(self, cls: Any, created_ms: int | None = None, **fields: Any) -> None:
+        # "Now" at the call, not at import: the suite may run minutes after collection, and a
+        # heartbeat that old reads as a lost process.
+        created_ms = int(time.time() * 1000) if created_ms is None else created_ms
         self.events.append(cls(writer_id=self.writer_id, seq=len(self.events) + 1, run_id=self.run_id,
                                experiment=self.experiment, created_ms=created_ms, **fields))
 
