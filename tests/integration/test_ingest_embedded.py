@@ -12,7 +12,7 @@ from producers.reading import ReadSettings, RunReader
 from schemas import RunStarted, RunStatusChanged, ScalarBatch
 from schemas.spool import SpoolWriter, list_segments
 
-RUNS, BATCHES = 4, 60  # 100 points per batch -> 24,000 points
+RUNS, BATCHES = 4, 250  # 100 points per batch -> 100,000 points, 1,000 flushes of 100 rows
 
 
 def _write_spool(spool, runs=range(RUNS)):
@@ -36,8 +36,13 @@ def test_sigkill_mid_ingest_then_restart_exactly_once(tmp_path):
     args = ["--home", str(home), "--flush-rows", "100", "--flush-interval", "0.05"]
     first = IngestProcess(args, tmp_path / "first.log").start()
     try:
-        wait_until(lambda: (home / "ingest" / "spool-checkpoint.json").exists(), timeout_s=60,
-                   what="a first commit")
+        # Poll tightly: the kill must land between the first commit and the last one.
+        first_commit = lambda: (home / "ingest" / "spool-checkpoint.json").exists() or first.proc.poll() is not None  # noqa
+        try:
+            wait_until(first_commit, timeout_s=120, interval_s=0.005, what="a first commit")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{first.output()[-3000:]}") from None
+        assert first.proc.poll() is None, f"the first worker exited on its own:\n{first.output()[-3000:]}"
     finally:
         first.kill()
     assert first.proc.returncode == -signal.SIGKILL
