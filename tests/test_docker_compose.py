@@ -155,3 +155,11 @@ def test_host_ports_are_bound_to_loopback(services: dict[str, dict[str, Any]]) -
     for name, service in services.items():
         for port in service.get("ports", []):
             assert re.match(r"^127\.0\.0\.1:\d+:\d+$", str(port)), f"{name} publishes {port} beyond this machine"
+
+
+def test_grafana_preinstalls_every_plugin_data_source(services: dict[str, dict[str, Any]]) -> None:
+    core = {"prometheus", "loki", "tempo", "postgres", "mysql", "elasticsearch", "influxdb", "graphite"}
+    sources = _load(ROOT / "deploy/grafana/provisioning/datasources/datasources.yml")["datasources"]
+    plugins = {s["type"] for s in sources} - core
+    preinstalled = set(str(services["grafana"]["environment"].get("GF_PLUGINS_PREINSTALL", "")).split(","))
+    assert plugins <= preinstalled, f"Grafana would not know the data source types {plugins - preinstalled}"
