@@ -7,6 +7,9 @@
         for epoch in range(10):
             run.log("loss", 0.5 / (epoch + 1))
 
+    run = Experiment(ws, "mnist").submit(ScriptRunConfig("src", "train.py"))   # a script as a run
+    run.wait_for_completion(show_output=True)
+
 Diagnostics go to ``logging.getLogger("runstream")`` (a NullHandler here;
 ``logging.basicConfig(level=logging.DEBUG)`` shows them).
 """
@@ -19,6 +22,7 @@ from .errors import (
     IngestNotRunning,
     InvalidLogCall,
     InvalidValueType,
+    JobFailed,
     ReadError,
     RunNotActive,
     RunNotFound,
@@ -26,8 +30,10 @@ from .errors import (
     TransportError,
 )
 from .experiment import Experiment
+from .log_handler import RunLogHandler
 from .run import Run
 from .settings import WorkspaceSettings
+from .submit import JobEnvironment, ScriptRunConfig
 from .workspace import Workspace
 
 _logging.getLogger("runstream").addHandler(_logging.NullHandler())
@@ -47,4 +53,8 @@ __all__ = [
     "ReadError",
     "RunNotFound",
     "IngestNotRunning",
+    "ScriptRunConfig",
+    "JobEnvironment",
+    "RunLogHandler",
+    "JobFailed",
 ]

@@ -11,9 +11,10 @@ for Azure ML's SDK that catches those keeps working::
         ├── TransportError      (retriable)   Kafka or the spool could not take the bytes
         │   └── BufferFull                    memory bound hit and nothing drains (on_buffer_full="raise")
         ├── ConfigurationError  (ValueError)  bad Workspace settings or runstream.json
-        └── ReadError                          reading runs back failed
-            ├── RunNotFound     (LookupError)
-            └── IngestNotRunning              Kafka mode, events not visible: no `runstream ingest`?
+        ├── ReadError                          reading runs back failed
+        │   ├── RunNotFound     (LookupError)
+        │   └── IngestNotRunning              Kafka mode, events not visible: no `runstream ingest`?
+        └── JobFailed                          a submitted script failed (wait_for_completion)
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "ReadError",
     "RunNotFound",
     "IngestNotRunning",
+    "JobFailed",
 ]
 
 
@@ -80,3 +82,22 @@ class IngestNotRunning(ReadError):
     """Events were sent to Kafka but did not become visible in time: is `runstream ingest` running?"""
 
     retriable = True
+
+
+
+class JobFailed(SdkError):
+    """A submitted script ended Failed (non-zero exit, uncaught exception, killed, or could not start).
+
+    Raised by ``run.wait_for_completion(raise_on_error=True)``; like Azure ML's
+    ``ActivityFailedException`` it carries the job's error text (the traceback,
+    or the tail of its stderr).
+    """
+
+    def __init__(self, message: str, *, run_id: str, error_details: str | None, exit_code: int | None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        """The failed run."""
+        self.error_details = error_details
+        """The run's error details as stored (at most 3,000 characters)."""
+        self.exit_code = exit_code
+        """The script's exit code (negative: killed by that signal); None when unknown (another process ran it)."""

@@ -11,6 +11,7 @@ from .workspace import Workspace
 
 if TYPE_CHECKING:
     from .run import Run
+    from .submit import ScriptRunConfig
 
 __all__ = ["Experiment", "check_experiment_name"]
 
@@ -61,6 +62,22 @@ class Experiment:
         if snapshot_directory is not None or outputs is not None:
             _log.debug("start_logging: snapshot_directory/outputs are ignored by runstream")
         return Run._start(self, display_name=display_name, tags=tags, properties=properties, kind="interactive")
+
+    def submit(self, config: ScriptRunConfig, tags: Mapping[str, str | None] | None = None,
+               **_azure_kwargs: Any) -> Run:
+        """Run ``config``'s script as a new run of this experiment, in a child process; returns at once.
+
+        The script runs in ``config.source_directory`` with the run as its
+        ``Run.get_context()``; its stdout, stderr and ``logging`` records are
+        kept as the run's log; ``./outputs`` is uploaded when it ends; its exit
+        decides the status. ``run.wait_for_completion()`` waits for it. See
+        :mod:`producers.submit`.
+        """
+        from .submit import submit
+
+        if _azure_kwargs:
+            _log.debug("submit: ignoring %s", ", ".join(sorted(_azure_kwargs)))
+        return submit(self, config, tags)
 
     def get_runs(self) -> Iterator[Run]:
         """The experiment's runs, newest first, as :class:`Run` handles (read through ``producers.reading``)."""

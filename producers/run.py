@@ -138,6 +138,7 @@ class Run:
         limits = experiment.workspace.settings.limits
         self._limits = limits
         self._max_text = limits.max_string_value_length
+        self._job: Any = None  # the producers.submit job, in the process that submitted this run
 
     @classmethod
     def _attach(cls, experiment: Experiment, run_id: str, *, parent_id: str | None = None,
@@ -579,6 +580,23 @@ class Run:
                 _install_context_finisher(run)
             _context_run = run
             return run
+
+    # -- submitted runs --------------------------------------------------------------
+
+    def wait_for_completion(self, show_output: bool = False, raise_on_error: bool = True,
+                            **_azure_kwargs: Any) -> dict[str, Any]:
+        """Block until the run ends; return its details (``get_details()``).
+
+        ``show_output=True`` streams the job's stdout/stderr to this process's
+        as it happens (a job this process submitted: live, from the capture;
+        any other run: by polling its stored log). When the run ends Failed
+        and ``raise_on_error`` is true, raises :class:`producers.errors.JobFailed`
+        with the job's error text. Ctrl-C while waiting on a job this process
+        submitted stops the job (the run ends Canceled) and re-raises.
+        """
+        from .submit import wait_for_completion
+
+        return wait_for_completion(self, show_output=show_output, raise_on_error=raise_on_error)
 
     # -- reading back --------------------------------------------------------------
 
