@@ -331,8 +331,9 @@ class SpoolSource:
             seg.path = path
             if first is None:
                 return None
+            head: SpoolRecord | SpoolCorruption = first
 
-            def chain(first: SpoolRecord | SpoolCorruption = first,
+            def chain(first: SpoolRecord | SpoolCorruption = head,
                       rest: Iterator[SpoolRecord | SpoolCorruption] = it) -> Iterator[SpoolRecord | SpoolCorruption]:
                 yield first
                 yield from rest

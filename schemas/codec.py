@@ -56,7 +56,8 @@ def fingerprint_of(schema: dict[str, Any]) -> bytes:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return schema
 
 
 def _build_registry(schema_dir: Path) -> tuple[dict[type[Event], WriterSchema], dict[bytes, WriterSchema]]:

@@ -156,7 +156,7 @@ def _check_compression(settings: ClickHouseSettings) -> None:
 
 
 def _default_client(settings: ClickHouseSettings) -> Any:
-    from clickhouse_driver import Client  # type: ignore[import-untyped]
+    from clickhouse_driver import Client
 
     return Client(
         host=settings.host,
