@@ -71,7 +71,8 @@ if TYPE_CHECKING:
     from .experiment import Experiment
     from .run import Run
 
-__all__ = ["ScriptRunConfig", "JobEnvironment", "JobResult", "submit", "wait_for_completion", "exit_code_of"]
+__all__ = ["ScriptRunConfig", "JobEnvironment", "JobResult", "submit", "wait_for_completion", "wait_result",
+           "exit_code_of", "job_of"]
 
 _log = logging.getLogger("runstream.submit")
 
@@ -647,7 +648,7 @@ def submit(experiment: Experiment, config: ScriptRunConfig, tags: Mapping[str, s
         _jobs[run.id] = job
     job.start(workdir, script)
     run._job = job
-    _log.info("runstream: submitted %s as run %s (experiment %s)", script.name, run.id, experiment.name)
+    _log.debug("runstream: submitted %s as run %s (experiment %s)", script.name, run.id, experiment.name)
     return run
 
 
@@ -678,6 +679,18 @@ def wait_for_completion(run: Run, *, show_output: bool, raise_on_error: bool,
         raise JobFailed(f"run {run.id} failed:\n{error or '(no error details)'}", run_id=run.id,
                         error_details=error, exit_code=code)
     return details
+
+
+def wait_result(run: Run, *, show_output: bool = False, out: TextIO | None = None,
+                err: TextIO | None = None) -> JobResult:
+    """Wait for a job this process submitted and return how it ended, without reading the store (the CLI's wait).
+
+    Ctrl-C stops the job (Canceled; a second Ctrl-C kills it) and re-raises.
+    """
+    job: _Job | None = getattr(run, "_job", None) or job_of(run.id)
+    if job is None:
+        raise SdkError(f"run {run.id} was not submitted by this process (or has ended)")
+    return _wait_local(job, show_output, out if out is not None else sys.stdout, err if err is not None else sys.stderr)
 
 
 def _wait_local(job: _Job, show_output: bool, out: TextIO, err: TextIO) -> JobResult:
