@@ -5,7 +5,8 @@ import producers
 MODULES = ["producers", "producers.errors", "producers.settings", "producers.values", "producers.transport",
            "producers.kafka_transport", "producers.failover", "producers.emitter", "producers.lifecycle",
            "producers.testing", "producers.files", "producers.workspace", "producers.experiment", "producers.run",
-           "producers.spool_tools"]
+           "producers.spool_tools", "producers.submit", "producers.log_handler", "producers._job_capture",
+           "producers._job_bootstrap", "producers._job_logs", "producers._job_cli"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -13,8 +14,13 @@ def test_public_names_are_pinned() -> None:
     assert sorted(producers.__all__) == sorted([
         "Workspace", "Experiment", "Run", "WorkspaceSettings", "SdkError", "InvalidLogCall", "InvalidValueType",
         "RunNotActive", "TransportError", "BufferFull", "ConfigurationError", "ReadError", "RunNotFound",
-        "IngestNotRunning",
+        "IngestNotRunning", "ScriptRunConfig", "JobEnvironment", "RunLogHandler", "JobFailed",
     ])
+    assert sorted(importlib.import_module("producers.submit").__all__) == sorted([
+        "ScriptRunConfig", "JobEnvironment", "JobResult", "submit", "wait_for_completion", "wait_result",
+        "exit_code_of", "job_of"])
+    assert importlib.import_module("producers.log_handler").__all__ == ["RunLogHandler"]
+    assert importlib.import_module("producers._job_cli").__all__ == ["register"]
     assert sorted(importlib.import_module("producers.spool_tools").__all__) == sorted([
         "SegmentInfo", "SpoolDirStatus", "SpoolStatus", "ReplayProgress", "ReplayResult", "spool_status", "replay",
         "format_status"])
@@ -38,6 +44,7 @@ def test_errors_keep_azure_compatible_bases() -> None:
     assert issubclass(producers.InvalidLogCall, ValueError) and issubclass(producers.InvalidValueType, TypeError)
     assert issubclass(BufferFull, TransportError) and BufferFull.retriable
     assert issubclass(producers.ConfigurationError, ValueError) and issubclass(producers.SdkError, PipelineError)
+    assert issubclass(producers.JobFailed, producers.SdkError) and not producers.JobFailed.retriable
 
 
 def test_sdk_diagnostics_have_a_null_handler() -> None:
