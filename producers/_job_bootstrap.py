@@ -8,6 +8,7 @@ that, before a line of the script runs:
   what ships). ``logging.basicConfig`` keeps working: it is wrapped to set
   the handler aside while it runs (otherwise it would see a handler and do
   nothing). A record nothing else handles still reaches ``logging.lastResort``.
+  The ``kafka`` logger (runstream's transport) starts at WARNING.
 - the job dies with its submitter (Linux ``PR_SET_PDEATHSIG``), even if the
   submitter is SIGKILLed and cannot stop it;
 - an uncaught exception's traceback, without this module's frames, goes to
@@ -66,6 +67,9 @@ def _die_with_submitter() -> None:
 def _install_log_handler() -> None:
     from .log_handler import RunLogHandler
 
+    # kafka-python is runstream's transport here, not the script's: its INFO chatter would land in the
+    # job's stderr as soon as the script calls basicConfig(level=INFO). A script can set it back.
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     root = logging.getLogger()
     handler = RunLogHandler(stand_in_for_last_resort=True)
     root.addHandler(handler)
