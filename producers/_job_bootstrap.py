@@ -101,7 +101,7 @@ def _script_traceback(tb: TracebackType | None) -> TracebackType | None:
 def _run_script(path: str) -> None:
     main = types.ModuleType("__main__")
     main.__file__ = path
-    main.__builtins__ = builtins
+    main.__dict__["__builtins__"] = builtins
     main.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
     main.__spec__ = None
     main.__cached__ = None  # type: ignore[attr-defined]

@@ -620,8 +620,8 @@ def _write_settings(settings: WorkspaceSettings, path: Path) -> None:
         raise ConfigurationError(f"the workspace settings cannot be passed to a job (kafka_options must be "
                                  f"JSON values): {exc}") from exc
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 # -- the API behind Experiment.submit and Run.wait_for_completion --------------------------------------
