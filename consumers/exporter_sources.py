@@ -23,36 +23,13 @@ from urllib.parse import urlsplit, urlunsplit
 from consumers._kafka import kafka
 from consumers.errors import ConfigError, SinkError, SourceError
 from consumers.exporter import ClickHouseReading
+from producers.kafka_transport import open_admin_client
 
 __all__ = ["ClickHouseSystemStats", "KafkaAdminOffsets"]
 
 # Kafka's error code for a topic the broker does not know.
 _UNKNOWN_TOPIC_OR_PARTITION = 3
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _open_admin(**configs: Any) -> Any:
-    """A connected ``KafkaAdminClient``; nothing left running when it cannot connect.
-
-    kafka-python 3.0.12 starts the client's IO thread in ``__init__`` before it
-    bootstraps, and a failed bootstrap raises without stopping that thread: an
-    exporter polling a dead broker every 15 s would gain a thread and its
-    sockets per poll. Building the object first keeps a handle to stop them.
-    """
-    cls = kafka.admin.KafkaAdminClient
-    admin = cls.__new__(cls)
-    try:
-        admin.__init__(**configs)
-    except BaseException:
-        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
-            target = getattr(admin, part, None)
-            if target is not None:
-                try:
-                    getattr(target, method)()
-                except Exception:  # best effort: the bootstrap error is the one to report
-                    pass
-        raise
-    return admin
 
 
 class KafkaAdminOffsets:
@@ -66,7 +43,7 @@ class KafkaAdminOffsets:
 
     def _client(self) -> Any:
         if self._admin is None:
-            self._admin = _open_admin(
+            self._admin = open_admin_client(
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,
                 request_timeout_ms=self._timeout_ms,

@@ -28,7 +28,7 @@ with warnings.catch_warnings():
 
 from .errors import ConfigurationError, TransportError
 
-__all__ = ["KafkaTransport", "ensure_topic", "SendHandle", "is_poison"]
+__all__ = ["KafkaTransport", "ensure_topic", "open_admin_client", "SendHandle", "is_poison"]
 
 _log = logging.getLogger("runstream.kafka")
 
@@ -49,6 +49,31 @@ def is_poison(exc: BaseException | None) -> bool:
     return isinstance(exc, _POISON)
 
 
+
+def open_admin_client(**configs: Any) -> Any:
+    """A connected ``KafkaAdminClient``; nothing left running when it cannot connect.
+
+    kafka-python 3.0.12 starts the client's IO thread in ``__init__`` before it
+    bootstraps, and a failed bootstrap raises without stopping that thread: a
+    caller retrying against a dead broker (the outbox replayer, the exporter's
+    polls) would gain a thread and its sockets per attempt. Building the object
+    first keeps a handle to stop them. kafka-python's own error is re-raised.
+    """
+    admin = KafkaAdminClient.__new__(KafkaAdminClient)
+    try:
+        admin.__init__(**configs)
+    except BaseException:
+        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
+            target = getattr(admin, part, None)
+            if target is not None:
+                try:
+                    getattr(target, method)()
+                except Exception:  # best effort: the bootstrap error is the one to report
+                    pass
+        raise
+    return admin
+
+
 def ensure_topic(
     options: Mapping[str, Any],
     topic: str,
@@ -63,28 +88,15 @@ def ensure_topic(
     :class:`TransportError` when the cluster cannot be reached.
     """
     timeout_ms = int(timeout_s * 1000)
-    # kafka-python 3.0.12 starts the admin client's IO thread before it bootstraps and
-    # leaves it running when bootstrapping fails: the replayer retrying against a dead
-    # broker would gain a thread per attempt. Keep a handle to stop it.
-    admin = KafkaAdminClient.__new__(KafkaAdminClient)
     try:
-        admin.__init__(
+        admin = open_admin_client(
             **options,
             client_id="runstream-sdk-admin",
             request_timeout_ms=timeout_ms,
             bootstrap_timeout_ms=timeout_ms,
         )
-    except BaseException as exc:
-        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
-            target = getattr(admin, part, None)
-            if target is not None:
-                try:
-                    getattr(target, method)()
-                except Exception:  # best effort: the bootstrap error is the one to report
-                    pass
-        if isinstance(exc, kafka_errors.KafkaError):
-            raise TransportError(f"Kafka admin connection failed: {exc}") from exc
-        raise
+    except kafka_errors.KafkaError as exc:
+        raise TransportError(f"Kafka admin connection failed: {exc}") from exc
     try:
         if topic in set(admin.list_topics()):
             return False
