@@ -210,6 +210,11 @@ def test_outage_spools_and_replays_every_point_exactly_once(private_kafka: Kafka
     transport = ws.emitter._transport
     assert transport.trips >= 1  # type: ignore[union-attr]
     assert ws.flush(60)
+    # flush() is satisfied by the outbox's fsync; switching back to Kafka is the
+    # replayer's job, after its reconnect backoff.
+    deadline = time.monotonic() + 60
+    while transport.spooling and time.monotonic() < deadline:  # type: ignore[union-attr]
+        time.sleep(0.1)
     assert not transport.spooling  # type: ignore[union-attr]
     ws.close()
     assert spool_status(tmp_path).outbox.records == 0
