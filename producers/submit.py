@@ -240,8 +240,14 @@ def _at_exit(reason: str) -> None:
         elif interrupted:
             job.request_stop("the submitting process was interrupted (KeyboardInterrupt)")
         elif not job.stop_requested:
-            _log.warning("runstream: waiting for submitted run %s to finish before exiting (Ctrl-C stops it)",
-                         job.run.id)
+            # Printed, not only logged: the SDK's logger has no handler unless the app configured one,
+            # and a process that seems to hang at its end must say why.
+            message = f"runstream: waiting for submitted run {job.run.id} to finish before exiting (Ctrl-C stops it)"
+            _log.info("%s", message)
+            try:
+                print(message, file=sys.stderr, flush=True)
+            except (OSError, ValueError):
+                pass
     for job in jobs:
         try:
             job.wait(None if reason == "exit" and not job.stop_requested else job.stop_grace_s + 30.0)

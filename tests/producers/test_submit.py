@@ -331,3 +331,91 @@ def test_wait_result_needs_a_job_of_this_process(ws: Workspace) -> None:
     run = Experiment(ws, "jobs").start_logging()
     with pytest.raises(SdkError, match="not submitted by this process"):
         wait_result(run)
+
+
+def _spool_statuses(home: Path) -> list[str]:
+    from schemas import decode
+    from schemas.spool import list_segments, read_segment
+
+    return [e.status for s in list_segments(home / "spool") for r in read_segment(s)
+            for e in [decode(r.value)] if isinstance(e, RunStatusChanged)]
+
+
+def _submitter_env() -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}, "PYTHONPATH": str(REPO)}
+
+
+def test_a_submitter_that_reaches_its_end_waits_for_its_job(tmp_path: Path, src: Path) -> None:
+    script(src, "import time; time.sleep(1); print('done')", "job.py")
+    submitter = tmp_path / "submitter.py"
+    submitter.write_text(textwrap.dedent(f"""
+        from producers import Experiment, ScriptRunConfig, Workspace
+        Experiment(Workspace(home={str(tmp_path / 'home')!r}), "jobs").submit(ScriptRunConfig({str(src)!r}, "job.py"))
+        print("submitted", flush=True)
+    """))
+    began = time.monotonic()
+    proc = subprocess.run([sys.executable, str(submitter)], env=_submitter_env(), capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0 and proc.stdout == "submitted\n"
+    assert time.monotonic() - began >= 1
+    assert "waiting for submitted run" in proc.stderr
+    assert _spool_statuses(tmp_path / "home") == ["Completed"]
+
+
+def test_ctrl_c_of_runstream_submit_cancels_the_run_and_exits_130(tmp_path: Path, src: Path) -> None:
+    script(src, "import time; print('ready', flush=True); time.sleep(60)", "job.py")
+    env = {**_submitter_env(), "RUNSTREAM_HOME": str(tmp_path / "home")}
+    # A shell's background job ignores SIGINT; the submitter must be able to get it.
+    proc = subprocess.Popen([sys.executable, "-c", "import signal, sys; signal.signal(signal.SIGINT, "
+                             "signal.default_int_handler); from consumers.cli import main; sys.exit(main())",
+                             "submit", "-e", "jobs", "--show-output", "--source-directory", str(src), "job.py"],
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Canceled (interrupted)" in err
+    assert _spool_statuses(tmp_path / "home") == ["Canceled"]
+
+
+def test_runstream_submit_exits_with_the_scripts_exit_code(tmp_path: Path, src: Path) -> None:
+    script(src, "import sys; print('bad input', file=sys.stderr); sys.exit(3)", "job.py")
+    env = {**_submitter_env(), "RUNSTREAM_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-m", "consumers.cli", "submit", "job.py", "-e", "jobs", "--tag", "k=v"],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 3
+    assert "job.py exited with code 3; the end of its stderr:\nbad input" in proc.stderr
+    assert "Failed (exit code 3)" in proc.stderr
+    missing = subprocess.run([sys.executable, "-m", "consumers.cli", "submit", "nope.py", "-e", "jobs"], cwd=src,
+                             env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+    no_experiment = subprocess.run([sys.executable, "-m", "consumers.cli", "submit", "job.py"], cwd=src, env=env,
+                                   capture_output=True, text=True, timeout=60, check=False)
+    assert no_experiment.returncode == 2 and "--experiment NAME is required" in no_experiment.stderr
+
+
+def test_waiting_on_a_run_submitted_elsewhere_polls_the_store(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    statuses = iter(["Running", "Running", "Failed"])
+    logs = [LogLine(1, "stdout", "", 20, "first")]
+
+    class Reader:
+        def get_status(self, run_id: str) -> str:
+            return next(statuses)
+
+        def get_logs(self, run_id: str) -> list[LogLine]:
+            logs.append(LogLine(len(logs) + 1, "stdout", "", 20, f"line {len(logs)}"))
+            return list(logs)
+
+        def get_details(self, run_id: str) -> dict:
+            return {"runId": run_id, "status": "Failed", "error": {"code": "UserError", "message": "boom"}}
+
+    monkeypatch.setattr(ws, "reader", lambda: Reader())
+    run = Run._attach(Experiment(ws, "jobs"), "elsewhere_1")
+    out = io.StringIO()
+    details = submit_module.wait_for_completion(run, show_output=True, raise_on_error=False, out=out, poll_s=0.01)
+    assert details["status"] == "Failed"
+    assert out.getvalue().splitlines() == ["first", "line 1", "line 2", "line 3", "line 4"]
+    statuses = iter(["Failed"])
+    with pytest.raises(JobFailed, match="boom") as caught:
+        submit_module.wait_for_completion(run, show_output=False, raise_on_error=True, poll_s=0.01)
+    assert caught.value.exit_code is None and caught.value.error_details == "boom"
