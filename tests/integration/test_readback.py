@@ -72,6 +72,7 @@ def backend(request, tmp_path, unique_name):
         assert worker.stop() == 0, worker.output()
     finally:
         worker.kill()
+        print(worker.output()[-6000:])  # shown by pytest when the test failed
         from clickhouse_driver import Client
 
         client = Client.from_url(url.rsplit("/", 1)[0] + "/default")
