@@ -18,7 +18,7 @@ export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
 # The stack scripts probe Kafka with kafka-python from this interpreter.
 export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
-.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo
+.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo bench
 # `make demo` (the embedded default, no servers) and `make bench` are added by
 # the work that delivers them; `help` lists every target with a `## ` comment.
 
@@ -63,3 +63,15 @@ clean: stack-down ## Stop the stack, remove .venv, stack state and downloaded ja
 # for the integration tests must not turn the demo into a Kafka/ClickHouse one.
 demo: install ## Run an 8-run sweep on the embedded default (spool + chDB in ./.runstream), print a leaderboard
 	env -u RUNSTREAM_KAFKA -u RUNSTREAM_CLICKHOUSE -u RUNSTREAM_HOME -u RUNSTREAM_TOPIC $(VENV_PY) examples/sweep_demo.py
+
+# Starts the stack only when it is not already answering, and then stops it again on
+# every exit path; a stack that was running before (a shared one) is left running.
+bench: install ## Benchmarks on the real local stack: bench/results/latest.json and BENCHMARKS.md (<10 min)
+	$(VENV_PY) -m pip install --quiet -e '.[embedded,dev,bench]'
+	if $(VENV_PY) -m bench.stack check; then \
+		$(VENV_PY) -m bench; \
+	else \
+		trap '$(MAKE) stack-down' EXIT; \
+		$(MAKE) stack-up; \
+		$(VENV_PY) -m bench; \
+	fi

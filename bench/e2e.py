@@ -1,0 +1,263 @@
+"""End to end: SDK producer processes -> the real broker -> one ``runstream ingest`` -> the ClickHouse server.
+
+Keys: ``e2e_points_per_s``, ``e2e_latency_p50_s``, ``e2e_latency_p99_s``,
+``ingest_rss_mb``.
+
+One ingest process (the ``runstream`` CLI, default settings, Prometheus
+endpoint on a free port) serves every trial; each trial logs under its own
+experiment name into the same bench topic and database.
+
+- Throughput: the producers (``bench.load burst``) first log one warm-up point
+  each; once those are in ClickHouse (ingest is assigned and consuming), GO,
+  and the clock runs until ``count()`` of the trial's experiment reaches every
+  point. The CPU seconds used meanwhile by each process (producers, ingest,
+  the broker, the server) are recorded: on 2 cores they explain the rate.
+- Latency: one paced producer (``bench.load paced``, 100,000 points/s) logs a
+  sentinel point every 50 ms whose value is ``time.time()`` at the call; the
+  bench polls ClickHouse every 20 ms for new sentinels and records the time the
+  answer came back minus that value (conservative by up to one poll). The
+  ingest's own ``runstream_end_to_end_latency_seconds`` histogram over the same
+  window (creation to insert, not to queryable) is recorded as a cross-check.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .child import REPO, Child
+from .load import SENTINEL
+from .stack import pid_listening_on
+
+__all__ = ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram"]
+
+_HIST = "runstream_end_to_end_latency_seconds"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cpu(pid: int | None) -> float:
+    import psutil
+
+    if pid is None:
+        return float("nan")
+    try:
+        t = psutil.Process(pid).cpu_times()
+        return float(t.user + t.system)
+    except psutil.Error:
+        return float("nan")
+
+
+@dataclass
+class Ingest:
+    """One ``runstream ingest`` process on a bench topic and database."""
+
+    stack: Any
+    topic: str
+    database: str
+    home: Path
+    extra_args: tuple[str, ...] = ()
+    port: int = field(default_factory=_free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        log = open(self.home.parent / f"{self.home.name}.log", "wb")
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumers.cli", "-q", "ingest", "--kafka", self.stack.kafka,
+             "--clickhouse", self.stack.url(self.database), "--topic", self.topic, "--group", self.topic,
+             "--dlq-topic", self.topic + ".dlq", "--home", str(self.home), "--metrics-port", str(self.port),
+             *self.extra_args],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"runstream ingest exited {self.proc.returncode}; see {log.name}")
+            try:
+                self.metrics_text()
+                tables = self.stack.client().execute(
+                    "SELECT count() FROM system.tables WHERE database = %(db)s AND name = 'metric_scalars'",
+                    {"db": self.database})[0][0]
+                if tables:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("runstream ingest did not come up")
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return str(r.read().decode())
+
+    def rss(self) -> float:
+        import psutil
+
+        assert self.proc is not None
+        return float(psutil.Process(self.proc.pid).memory_info().rss)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def _count(client: Any, database: str, experiment: str) -> int:
+    return int(client.execute(f"SELECT count() FROM `{database}`.metric_scalars WHERE experiment = %(e)s",
+                              {"e": experiment})[0][0])
+
+
+def _wait_count(client: Any, database: str, experiment: str, expected: int, timeout: float,
+                every: float = 0.05, sample: Any = None) -> float | None:
+    """Poll until ``count() >= expected``; the wall time it was seen, or None after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sample is not None:
+            sample()
+        if _count(client, database, experiment) >= expected:
+            return time.time()
+        time.sleep(every)
+    return None
+
+
+def throughput(stack: Any, ingest: Ingest, scratch: Path, *, trials: int, producers: int,
+               points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Trials of ``e2e_points_per_s`` and ``ingest_rss_mb`` (peak per trial), with the CPU split."""
+    client = stack.client(ingest.database)
+    assert ingest.proc is not None
+    pids = {"ingest": ingest.proc.pid, "kafka": pid_listening_on(int(stack.kafka.rsplit(":", 1)[1])),
+            "clickhouse": pid_listening_on(int(stack.clickhouse.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1]))}
+    rates, rss_peaks, per_trial = [], [], []
+    for t in range(trials):
+        experiment = f"e2e-{stack.tag}-{t}"
+        kids = [Child("bench.load", ["burst", "--kafka", stack.kafka, "--topic", ingest.topic,
+                                     "--experiment", experiment, "--points", str(points), "--home", str(scratch)])
+                for _ in range(producers)]
+        try:
+            for k in kids:
+                k.wait_ready()
+            if _wait_count(client, ingest.database, experiment, producers, 60) is None:
+                raise RuntimeError("warm-up points never reached ClickHouse")
+            peak = [ingest.rss()]
+            cpu0 = {name: _cpu(pid) for name, pid in pids.items()}
+            t0 = time.time()
+            for k in kids:
+                k.go()
+            total = producers * (points // 5 * 5)
+            seen = _wait_count(client, ingest.database, experiment, producers + total, 300,
+                               sample=lambda: peak.append(ingest.rss()))
+            if seen is None:
+                raise RuntimeError(f"e2e trial {t}: not every point reached ClickHouse in 300 s")
+            cpu = {name: _cpu(pid) - cpu0[name] for name, pid in pids.items()}
+            sent = [k.result() for k in kids]
+        finally:
+            for k in kids:
+                k.kill()
+        elapsed = seen - t0
+        cpu["producers"] = sum(s["cpu_s"] for s in sent)
+        rates.append(total / elapsed)
+        rss_peaks.append(max(peak) / 1e6)
+        per_trial.append({"points": total, "elapsed_s": elapsed, "cpu_s": cpu,
+                          "producer_log_s": [s["log_s"] for s in sent],
+                          "producer_flush_s": [s["flush_s"] for s in sent]})
+    client.disconnect()
+    return ({"e2e_points_per_s": rates, "ingest_rss_mb": rss_peaks},
+            {"producers": producers, "points_per_producer": points, "trials": per_trial})
+
+
+def parse_histogram(text: str, name: str = _HIST) -> dict[float, float]:
+    """Cumulative bucket counts ``{le: count}`` of a Prometheus text exposition."""
+    out: dict[float, float] = {}
+    prefix = f"{name}_bucket{{"
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            labels, _, value = line.rpartition(" ")
+            le = labels.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(value)
+    return out
+
+
+def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:
+    """PromQL-style quantile of the observations between two snapshots (linear inside a bucket)."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    lower, below = 0.0, 0.0
+    for bound, cum in zip(bounds, counts):
+        if cum >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * ((rank - below) / (cum - below) if cum > below else 0.0)
+        lower, below = bound, cum
+    return lower
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latency(stack: Any, ingest: Ingest, scratch: Path, *, trials: int, rate: float,
+            seconds: float, poll_s: float = 0.02) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Trials of ``e2e_latency_p50_s`` / ``e2e_latency_p99_s`` at a fixed load."""
+    client = stack.client(ingest.database)
+    p50s, p99s, per_trial = [], [], []
+    hist_before = parse_histogram(ingest.metrics_text())
+    all_latencies: list[float] = []
+    for t in range(trials):
+        experiment = f"lat-{stack.tag}-{t}"
+        kid = Child("bench.load", ["paced", "--kafka", stack.kafka, "--topic", ingest.topic, "--experiment",
+                                   experiment, "--rate", str(rate), "--seconds", str(seconds), "--home", str(scratch)])
+        latencies: list[float] = []
+        try:
+            kid.wait_ready()
+            if _wait_count(client, ingest.database, experiment, 1, 60) is None:
+                raise RuntimeError("warm-up point never reached ClickHouse")
+            kid.go()
+            next_step = 0
+            deadline = time.monotonic() + seconds + 30
+            expected = round(seconds / 0.05)
+            while next_step < expected and time.monotonic() < deadline:
+                rows = client.execute(
+                    f"SELECT step, value FROM `{ingest.database}`.metric_scalars WHERE experiment = %(e)s "
+                    f"AND name = %(n)s AND step >= %(s)s", {"e": experiment, "n": SENTINEL, "s": next_step})
+                now = time.time()
+                for step, value in rows:
+                    if step >= next_step:
+                        latencies.append(now - value)
+                next_step = max([next_step - 1] + [r[0] for r in rows]) + 1
+                time.sleep(poll_s)
+            sent = kid.result()
+        finally:
+            kid.kill()
+        if not latencies:
+            raise RuntimeError(f"latency trial {t}: no sentinel seen")
+        all_latencies += latencies
+        p50s.append(_percentile(latencies, 0.5))
+        p99s.append(_percentile(latencies, 0.99))
+        per_trial.append({"sentinels_seen": len(latencies), "sentinels_sent": sent["sentinels"],
+                          "achieved_rate": sent["rate"], "late_ticks": sent["late_ticks"], "max_s": max(latencies)})
+    hist_after = parse_histogram(ingest.metrics_text())
+    client.disconnect()
+    details = {"rate": rate, "seconds_per_trial": seconds, "poll_s": poll_s, "trials": per_trial,
+               "pooled_p50_s": _percentile(all_latencies, 0.5), "pooled_p99_s": _percentile(all_latencies, 0.99),
+               "ingest_histogram_p50_s": histogram_quantile(0.5, hist_before, hist_after),
+               "ingest_histogram_p99_s": histogram_quantile(0.99, hist_before, hist_after)}
+    return {"e2e_latency_p50_s": p50s, "e2e_latency_p99_s": p99s}, details

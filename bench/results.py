@@ -1,0 +1,275 @@
+"""The benchmark's results: figures and goals, trial statistics, ``latest.json`` and ``BENCHMARKS.md``.
+
+Pure logic only (no broker, no server, no clock): the runner measures, this
+module summarises and renders, and the unit tests pin both.
+
+The JSON's top level holds every key of :data:`KEYS` as a plain number (the
+median over trials): those names are part of runstream's interface (issue 8).
+Everything else lives under ``machine``, ``load``, ``figures`` (median, min,
+max and every trial, unit, goal, met), ``details`` and ``profiles``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence
+
+__all__ = [
+    "FORMAT",
+    "Figure",
+    "FIGURES",
+    "KEYS",
+    "Summary",
+    "summarize",
+    "goal_met",
+    "build_document",
+    "missed_goals",
+    "render_markdown",
+    "format_value",
+]
+
+FORMAT = 1
+"""Version of the ``latest.json`` layout."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Figure:
+    """One published figure: its JSON key, unit, goal (if any) and how it is measured."""
+
+    key: str
+    label: str
+    unit: str
+    method: str
+    goal: float | None = None
+    direction: Literal["min", "max"] = "max"
+    """``max``: bigger is better, the goal is a floor; ``min``: smaller is better, the goal is a ceiling."""
+
+    def goal_text(self) -> str:
+        """``<= 2,000 ns`` / ``>= 10x``..., or an em dash when the issue sets no goal."""
+        if self.goal is None:
+            return "—"
+        sign = ">=" if self.direction == "max" else "<="
+        return f"{sign} {format_value(self.goal, self.unit)}"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure(key="sdk_log_ns_median", label="`run.log(name, float)` median", unit="ns", goal=2000, direction="min",
+           method="Each call timed alone with `perf_counter_ns` (the timer's own median cost subtracted), "
+                  "Kafka transport active (real broker, emitter thread sending), GC off during the loop."),
+    Figure(key="sdk_log_ns_p99", label="`run.log` p99", unit="ns", direction="min",
+           method="Same samples as the median."),
+    Figure(key="sdk_log_calls_per_s", label="`run.log` calls/s, one thread", unit="calls/s",
+           method="A tight loop of `run.log('loss', 0.5)` timed as a whole, Kafka transport active."),
+    Figure(key="vs_wandb_log_speedup", label="vs wandb `run.log({...})`", unit="x", goal=10,
+           method="wandb in offline mode, `run.log({'loss': 0.5})` in the same loop shape; ratio of the mean time "
+                  "per call, wandb / runstream (runstream's time: the calls/s loop)."),
+    Figure(key="vs_mlflow_log_speedup", label="vs mlflow `log_metric`", unit="x", goal=100,
+           method="`mlflow.log_metric('loss', 0.5, step=i)` to MLflow's default local store (sqlite `mlflow.db` "
+                  "in the working directory), a bounded loop; ratio of mean time per call, mlflow / runstream."),
+    Figure(key="codec_points_per_s", label="Avro codec, scalar batches", unit="points/s",
+           method="`schemas.encode` then `schemas.decode` of ScalarBatch events of 16,384 points (the SDK's "
+                  "batch size); points / (encode + decode time), one thread."),
+    Figure(key="e2e_points_per_s", label="End to end, sustained", unit="points/s", goal=500_000,
+           method="Producer processes log with the SDK (Kafka transport) as fast as they can; one "
+                  "`runstream ingest` process writes into the ClickHouse server; the clock runs from the start "
+                  "signal until `count()` in ClickHouse reaches every point."),
+    Figure(key="e2e_latency_p50_s", label="Log call to queryable, p50 (at 100k points/s)", unit="s", direction="min",
+           method="A paced producer logs 100,000 points/s and, every 50 ms, a sentinel point whose value is "
+                  "`time.time()` at the call; the bench polls ClickHouse every 20 ms and records "
+                  "first-seen time minus that value."),
+    Figure(key="e2e_latency_p99_s", label="Log call to queryable, p99 (at 100k points/s)", unit="s", goal=2,
+           direction="min", method="Same sentinels as p50."),
+    Figure(key="raw_kafka_points_per_s", label="Ceiling: bare kafka-python", unit="points/s",
+           method="The SDK's exact message bytes for the same points, produced by the same number of processes "
+                  "with bare `KafkaProducer` (lz4, acks=all, as the SDK) and consumed by one bare `KafkaConsumer`; "
+                  "start signal to last message consumed."),
+    Figure(key="raw_clickhouse_points_per_s", label="Ceiling: bare clickhouse-driver", unit="points/s",
+           method="The same points as `metric_scalars` rows, inserted with bare `clickhouse_driver.Client.execute` "
+                  "(columnar) in 50,000-row batches (ingest's flush size) into the real schema."),
+    Figure(key="pipeline_efficiency", label="Pipeline efficiency", unit="ratio", goal=0.5,
+           method="`e2e_points_per_s / min(raw_kafka_points_per_s, raw_clickhouse_points_per_s)` (per trial: "
+                  "that trial's e2e over the median ceiling)."),
+    Figure(key="leaderboard_query_ms", label="Leaderboard query, 10M points", unit="ms", goal=100, direction="min",
+           method="The sweep-analytics dashboard's Leaderboard SQL (last value per run of one metric, ranked) over "
+                  "1,000 runs x 10 metrics x 1,000 steps loaded into a bench database of the real schema."),
+    Figure(key="curve_query_ms", label="Curve query, 100 runs x 1,000 points", unit="ms", direction="min",
+           method="One metric of 100 runs, bucketed to at most 1,000 points per run (avg per bucket), every row "
+                  "returned to Python."),
+    Figure(key="sdk_rss_mb_per_million_buffered", label="SDK memory, 1M buffered points", unit="MB",
+           direction="min",
+           method="psutil RSS growth of a process whose transport is held (nothing leaves), per 1,000,000 "
+                  "`run.log` calls."),
+    Figure(key="ingest_rss_mb", label="Ingest RSS under load", unit="MB", direction="min",
+           method="psutil RSS of the `runstream ingest` process, the peak sampled during each throughput trial."),
+)
+"""Every published figure, in table order."""
+
+KEYS: tuple[str, ...] = tuple(f.key for f in FIGURES)
+"""The top-level JSON keys (issue 8's names)."""
+
+_BY_KEY = {f.key: f for f in FIGURES}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Summary:
+    """Median, min and max over repeated trials (NaN trials are dropped)."""
+
+    median: float
+    min: float
+    max: float
+    trials: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"median": self.median, "min": self.min, "max": self.max, "trials": list(self.trials)}
+
+
+def summarize(trials: Sequence[float]) -> Summary:
+    """The summary of ``trials``; ``ValueError`` when none is a finite number."""
+    kept = tuple(float(t) for t in trials if t is not None and math.isfinite(float(t)))
+    if not kept:
+        raise ValueError("no finite trial")
+    return Summary(median=statistics.median(kept), min=min(kept), max=max(kept), trials=kept)
+
+
+def goal_met(figure: Figure, value: float) -> bool | None:
+    """Whether ``value`` meets the figure's goal; None when it has none."""
+    if figure.goal is None:
+        return None
+    return value >= figure.goal if figure.direction == "max" else value <= figure.goal
+
+
+def build_document(
+    summaries: Mapping[str, Summary],
+    *,
+    machine: Mapping[str, Any],
+    load: Mapping[str, Any],
+    details: Mapping[str, Any],
+    profiles: Mapping[str, Any],
+    generated_at: str,
+    duration_s: float,
+) -> dict[str, Any]:
+    """The ``latest.json`` document. A key without a summary is written as null (and flagged in ``missing``)."""
+    unknown = sorted(set(summaries) - set(KEYS))
+    if unknown:
+        raise ValueError(f"unknown figure(s): {', '.join(unknown)}")
+    doc: dict[str, Any] = {"format": FORMAT, "generated_at": generated_at, "duration_s": round(duration_s, 1)}
+    figures: dict[str, Any] = {}
+    for figure in FIGURES:
+        summary = summaries.get(figure.key)
+        doc[figure.key] = None if summary is None else summary.median
+        if summary is not None:
+            figures[figure.key] = {**summary.to_dict(), "unit": figure.unit, "goal": figure.goal_text(),
+                                   "met": goal_met(figure, summary.median)}
+    doc["missing"] = [k for k in KEYS if k not in summaries]
+    doc["figures"] = figures
+    doc["machine"] = dict(machine)
+    doc["load"] = dict(load)
+    doc["details"] = dict(details)
+    doc["profiles"] = dict(profiles)
+    return doc
+
+
+def missed_goals(doc: Mapping[str, Any]) -> list[str]:
+    """Keys whose median misses its goal (or was not measured although it has one)."""
+    out = []
+    for figure in FIGURES:
+        if figure.goal is None:
+            continue
+        value = doc.get(figure.key)
+        if value is None or not goal_met(figure, float(value)):
+            out.append(figure.key)
+    return out
+
+
+def format_value(value: float, unit: str) -> str:
+    """A figure in its unit, rounded for reading: ``481 ns``, ``812,000 calls/s``, ``210x``, ``0.62 s``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if unit in ("points/s", "calls/s"):
+        return f"{value:,.0f} {unit}" if value < 1e4 else f"{round(value, -3):,.0f} {unit}"
+    if unit == "ns":
+        return f"{value:,.0f} ns"
+    if unit == "x":
+        return f"{value:,.0f}x" if value >= 100 else f"{value:.1f}x"
+    if unit == "ms":
+        return f"{value:,.1f} ms" if value < 100 else f"{value:,.0f} ms"
+    if unit == "s":
+        return f"{value:.2f} s"
+    if unit == "MB":
+        return f"{value:,.1f} MB"
+    if unit == "ratio":
+        return f"{value:.2f}"
+    return f"{value:g} {unit}"
+
+
+def _measured(entry: Mapping[str, Any], unit: str) -> str:
+    median = format_value(entry["median"], unit)
+    if len(entry.get("trials", ())) < 2:
+        return median
+    return f"{median} ({format_value(entry['min'], unit)} – {format_value(entry['max'], unit)})"
+
+
+def _met(met: bool | None) -> str:
+    return "—" if met is None else ("yes" if met else "**no**")
+
+
+def render_markdown(doc: Mapping[str, Any]) -> str:
+    """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, and the profiles of missed goals."""
+    machine = doc.get("machine", {})
+    load = doc.get("load", {})
+    figures = doc.get("figures", {})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m bench`) from `bench/results/latest.json`; do not edit by hand.",
+        "",
+        f"Measured {doc.get('generated_at', '?')} on {machine.get('cpu_model', '?')}, "
+        f"{machine.get('logical_cpus', '?')} logical CPUs, {machine.get('memory_gb', '?')} GB RAM, "
+        f"{machine.get('os', '?')}, Python {machine.get('python', '?')}, ClickHouse server "
+        f"{machine.get('clickhouse_server', '?')}, Kafka {machine.get('kafka_broker', '?')}; "
+        f"the suite took {doc.get('duration_s', '?')} s.",
+        "",
+    ]
+    if load:
+        lines += [f"Load: {load.get('note', '')}".rstrip(), ""]
+    lines += [
+        "Each figure is the median over repeated trials; the range in brackets is min – max.",
+        "",
+        "| Figure | Key | Goal | Measured | Met? |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for figure in FIGURES:
+        entry = figures.get(figure.key)
+        if entry is None:
+            lines.append(f"| {figure.label} | `{figure.key}` | {figure.goal_text()} | not measured | "
+                         f"{'**no**' if figure.goal is not None else '—'} |")
+            continue
+        lines.append(f"| {figure.label} | `{figure.key}` | {figure.goal_text()} | {_measured(entry, figure.unit)} "
+                     f"| {_met(entry.get('met'))} |")
+    lines += ["", "## How each figure is measured", ""]
+    for figure in FIGURES:
+        lines.append(f"- **`{figure.key}`**: {figure.method}")
+    notes = doc.get("details", {}).get("notes", [])
+    if notes:
+        lines += ["", "## Notes", ""]
+        lines += [f"- {n}" for n in notes]
+    missed = missed_goals(doc)
+    profiles = doc.get("profiles", {})
+    if missed:
+        lines += ["", "## Goals missed, and why", ""]
+        for key in missed:
+            figure = _BY_KEY[key]
+            lines += [f"### `{key}`: {_measured(figures[key], figure.unit) if key in figures else 'not measured'}"
+                      f" against {figure.goal_text()}", ""]
+            profile = profiles.get(key)
+            if not profile:
+                lines += ["No profile was taken for this figure.", ""]
+                continue
+            if profile.get("analysis"):
+                lines += [str(profile["analysis"]), ""]
+            for block in profile.get("blocks", []):
+                lines += [f"{block['title']}:", "", "```", *block["text"].rstrip("\n").split("\n"), "```", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"

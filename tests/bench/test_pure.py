@@ -1,0 +1,88 @@
+"""Pure helpers of the measurement modules: histogram quantiles, the dashboard SQL, the CPU table, exports."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from bench.e2e import histogram_quantile, parse_histogram
+from bench.profiling import cpu_table
+from bench.queries import curve_sql, leaderboard_sql
+from bench.stack import Stack
+
+EXPOSITION = """# HELP runstream_end_to_end_latency_seconds x
+runstream_end_to_end_latency_seconds_bucket{le="0.1"} 10.0
+runstream_end_to_end_latency_seconds_bucket{le="0.5"} 60.0
+runstream_end_to_end_latency_seconds_bucket{le="1.0"} 100.0
+runstream_end_to_end_latency_seconds_bucket{le="+Inf"} 100.0
+runstream_end_to_end_latency_seconds_count 100.0
+"""
+
+
+def test_parse_histogram_reads_cumulative_buckets() -> None:
+    assert parse_histogram(EXPOSITION) == {0.1: 10.0, 0.5: 60.0, 1.0: 100.0, float("inf"): 100.0}
+
+
+def test_histogram_quantile_interpolates_between_snapshots() -> None:
+    after = parse_histogram(EXPOSITION)
+    assert histogram_quantile(0.5, {}, after) == pytest.approx(0.1 + 0.4 * (40 / 50))
+    before = {0.1: 10.0, 0.5: 10.0, 1.0: 10.0, float("inf"): 10.0}  # the first ten were before the window
+    assert histogram_quantile(0.99, before, after) == pytest.approx(0.5 + 0.5 * ((0.99 * 90 - 50) / 40))
+    assert histogram_quantile(0.5, after, after) is None
+
+
+def test_leaderboard_sql_is_the_dashboards_with_variables_encoded_and_the_bench_database() -> None:
+    sql = leaderboard_sql("rs_bench_x_queries", experiment="my sweep", metric="val/acc", direction="desc")
+    assert "FROM `rs_bench_x_queries`.metric_scalars" in sql and "runstream." not in sql
+    assert "decodeURLComponent('my%20sweep')" in sql and "decodeURLComponent('val%2Facc')" in sql
+    assert "argMax(value, (step, time_ms))" in sql and "$" not in sql
+
+
+def test_curve_sql_buckets_100_runs_to_1000_points() -> None:
+    sql = curve_sql("db", runs=100, buckets=1000)
+    assert "intDiv(step * 1000, span)" in sql and "'run_99'" in sql and "'run_100'" not in sql
+
+
+def test_cpu_table_shares_of_capacity() -> None:
+    text = cpu_table([{"elapsed_s": 10.0, "cpu_s": {"producers": 4.0, "ingest": 5.0, "kafka": 1.0,
+                                                     "clickhouse": 8.0}}], cores=2)
+    header, row = text.splitlines()
+    assert header.split()[:3] == ["trial", "wall", "s"]
+    assert "4.0s   20%" in row and "8.0s   40%" in row and row.rstrip().endswith("2.0s")
+
+
+def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
+    stack = Stack(kafka="127.0.0.1:9092", clickhouse="clickhouse://127.0.0.1:9000/runstream", tag="abc123")
+    assert stack.name("e2e") == "rs_bench_abc123_e2e"
+    assert stack.url("rs_bench_abc123_e2e") == "clickhouse://127.0.0.1:9000/rs_bench_abc123_e2e"
+    assert stack.databases == ["rs_bench_abc123_e2e"]
+
+
+@pytest.mark.parametrize(("module", "names"), [
+    ("bench", []),
+    ("bench.results", ["FORMAT", "Figure", "FIGURES", "KEYS", "Summary", "summarize", "goal_met", "build_document",
+                       "missed_goals", "render_markdown", "format_value"]),
+    ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on"]),
+    ("bench.child", ["Child", "ChildFailed", "run_child", "ready_then_wait", "emit", "REPO"]),
+    ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram"]),
+    ("bench.queries", ["measure", "leaderboard_sql", "curve_sql", "LOAD_SQL", "RUNS", "METRICS", "STEPS"]),
+    ("bench.profiling", ["top_entries", "profile_ingest", "cpu_table"]),
+    ("bench.machine", ["describe", "load_snapshot", "busy_processes"]),
+    ("bench.codec", ["measure", "scalar_batches"]),
+    ("bench.sdk", ["measure"]),
+    ("bench.peers", ["measure"]),
+    ("bench.raw_kafka", ["measure", "prepare_messages"]),
+    ("bench.raw_clickhouse", ["measure", "scalar_columns", "COLUMNS"]),
+    ("bench.load", ["METRICS", "SENTINEL", "SENTINEL_EVERY_S"]),
+    ("bench.run", ["main", "Plan"]),
+])
+def test_exports_are_pinned(module: str, names: list[str]) -> None:
+    assert sorted(importlib.import_module(module).__all__) == sorted(names)
+
+
+def test_codec_batches_hold_every_point() -> None:
+    from bench.codec import scalar_batches
+
+    batches = scalar_batches(40_000, batch=16_384)
+    assert [len(b) for b in batches] == [16_384, 16_384, 7_232]
