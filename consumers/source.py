@@ -142,6 +142,10 @@ class KafkaSource:
                 # Refreshing every 10 s bounds that stall, and a new partition is picked up soon.
                 metadata_max_age_ms=10_000,
             )
+            # Join with the topic's partitions already in the metadata cache. Otherwise the
+            # first join assigns nothing and relies on a rejoin, which kafka-python 3.0.12
+            # now and then never completes (the worker then idles with no partitions).
+            self._consumer.partitions_for_topic(topic)
             self._consumer.subscribe([topic], listener=_Listener())
         except Exception as exc:
             raise SourceError(f"cannot join group {group!r} on {bootstrap}: {exc}") from exc
