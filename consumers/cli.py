@@ -78,7 +78,7 @@ def register_ingest(subparsers: Any) -> None:
                    help="partitions of topics created when missing (default: 8)")
     p.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
                    help=f"Prometheus metrics port, 0 to disable (default: {DEFAULT_METRICS_PORT})")
-    p.add_argument("--flush-rows", type=int, help="flush after this many buffered rows (default: 50000)")
+    p.add_argument("--flush-rows", type=int, help="flush after this many buffered rows (default: 100000)")
     p.add_argument("--flush-interval", type=float, dest="flush_interval_s",
                    help="flush buffered rows at least this often, seconds (default: 0.5)")
     p.add_argument("--heartbeat-lost", type=float, dest="heartbeat_lost_s",
