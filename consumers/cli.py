@@ -27,7 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "consumers.cli:register_ingest",  # runstream ingest
     "consumers.cli:register_spool",  # runstream spool status|replay
     "consumers.exporter:register",  # runstream exporter
-    "producers._job_cli:register",  # runstream submit, logs
+    "consumers.jobs_cli:register",  # runstream submit, logs
 )
 """Registration hooks, ``module:function``; one line per subcommand group."""
 

@@ -21,6 +21,7 @@ EXPECTED = {
     "consumers.validate": ["REASONS", "WHOLE_EVENT", "Rejection", "Checked", "Check", "CHECKS", "validate",
                            "attribute_items"],
     "consumers.worker": ["EventSinkLike", "Worker"],
+    "consumers.jobs_cli": ["register"],
     "producers.reading": ["ReadSettings", "RunRecord", "RunReader", "IMAGE_REF_PREFIX"],
 }
 

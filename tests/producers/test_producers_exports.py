@@ -6,7 +6,7 @@ MODULES = ["producers", "producers.errors", "producers.settings", "producers.val
            "producers.kafka_transport", "producers.failover", "producers.emitter", "producers.lifecycle",
            "producers.testing", "producers.files", "producers.workspace", "producers.experiment", "producers.run",
            "producers.spool_tools", "producers.submit", "producers.log_handler", "producers._job_capture",
-           "producers._job_bootstrap", "producers._job_logs", "producers._job_cli"]
+           "producers._job_bootstrap", "producers._job_logs"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -20,7 +20,6 @@ def test_public_names_are_pinned() -> None:
         "ScriptRunConfig", "JobEnvironment", "JobResult", "submit", "wait_for_completion", "wait_result",
         "exit_code_of", "job_of"])
     assert importlib.import_module("producers.log_handler").__all__ == ["RunLogHandler"]
-    assert importlib.import_module("producers._job_cli").__all__ == ["register"]
     assert sorted(importlib.import_module("producers.spool_tools").__all__) == sorted([
         "SegmentInfo", "SpoolDirStatus", "SpoolStatus", "ReplayProgress", "ReplayResult", "spool_status", "replay",
         "format_status"])

@@ -1,4 +1,4 @@
-"""``runstream submit`` and ``runstream logs`` (registered in ``consumers.cli.COMMANDS``).
+"""``runstream submit`` and ``runstream logs`` (registered in ``consumers.cli.COMMANDS``), over the SDK's submit and read-back.
 
     runstream submit train.py --lr 0.1 --experiment mnist --tag sweep=lr --show-output
     runstream logs mnist_1718000000_1a2b3c4d --follow
@@ -111,8 +111,8 @@ def _say(message: str) -> None:
 def _submit(args: argparse.Namespace) -> int:
     from schemas.errors import PipelineError
 
-    from . import Experiment, Workspace
-    from .submit import JobEnvironment, ScriptRunConfig, exit_code_of, submit, wait_result
+    from producers import Experiment, Workspace
+    from producers.submit import JobEnvironment, ScriptRunConfig, exit_code_of, submit, wait_result
 
     script_args = _split_script_args(args)
     if not args.experiment:
@@ -147,9 +147,9 @@ def _logs(args: argparse.Namespace) -> int:
     from schemas.errors import PipelineError
     from schemas.records import FINAL_STATUSES
 
-    from . import Workspace
-    from ._job_logs import ALL_STREAMS, OUTPUT_STREAMS, LogFollower, format_line
-    from .errors import RunNotFound
+    from producers import Workspace
+    from producers._job_logs import ALL_STREAMS, OUTPUT_STREAMS, LogFollower, format_line
+    from producers.errors import RunNotFound
 
     streams: Sequence[str] = {"output": OUTPUT_STREAMS, "logging": ("logging",), "all": ALL_STREAMS}[args.stream]
     try:

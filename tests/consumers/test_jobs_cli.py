@@ -1,4 +1,4 @@
-"""producers._job_cli: `runstream submit`'s options around the script's own arguments."""
+"""consumers.jobs_cli: `runstream submit`'s options around the script's own arguments."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from consumers.cli import build_parser
-from producers._job_cli import _split_script_args
+from consumers.jobs_cli import _split_script_args
 
 
 def parse(*argv: str):
