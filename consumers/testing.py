@@ -195,7 +195,10 @@ class IngestProcess:
 
         self.args = [sys.executable, "-m", "consumers.cli", "ingest", "--metrics-port", "0", *args]
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
+        # Configured by its arguments and ``env`` only: RUNSTREAM_* of the calling shell (``make test``
+        # exports the stack's) must not turn an embedded worker into a Kafka one.
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+        self.env = {**inherited, **(env or {})}
         self.proc: Any = None
 
     def start(self) -> IngestProcess:
