@@ -63,7 +63,10 @@ def test_a_full_batch_is_sent_before_the_linger(tmp_path: Path) -> None:
     for i in range(2500):
         run.log("x", float(i))
     assert wait_until(lambda: len(transport.events(ScalarBatch)) >= 2)
-    assert [len(b) for b in transport.events(ScalarBatch)][:2] == [1000, 1000]
+    # A full segment wakes the emitter long before the linger; what it takes then may include the
+    # part-filled segment behind it, so only the first size is fixed, and none is over the cap.
+    sizes = [len(b) for b in transport.events(ScalarBatch)]
+    assert sizes[0] == 1000 and all(size <= 1000 for size in sizes), sizes
     ws.flush(5)
     assert [v for *_, v in scalar_points(transport)] == [float(i) for i in range(2500)]
     ws.close()
