@@ -104,15 +104,52 @@ class KafkaSource:
     exactly where this one stopped.
     """
 
+    JOIN_STALL_S = 120.0
+    """A rebalance that assigns nothing for this long is abandoned: the consumer is replaced.
+
+    kafka-python 3.0.12 now and then never completes a rejoin (the member idles with no
+    partitions until the broker drops it). When that happens the worker holds nothing
+    uncommitted (``on_revoke`` flushed and committed), so a fresh consumer loses nothing.
+    Longer than ``rebalance_flush_timeout_s`` (20 s), so other members' flushes fit.
+    """
+
     def __init__(self, *, bootstrap: str, topic: str, group: str, on_revoke: Callable[[], None],
-                 session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest") -> None:
+                 session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest",
+                 join_stall_s: float = JOIN_STALL_S, monotonic: Callable[[], float] = time.monotonic) -> None:
         from ._kafka import kafka
 
         self._kafka = kafka
         self.topic = topic
+        self._group = group
         self._on_revoke = on_revoke
         self._positions: dict[Any, int] = {}
         self._paused = False
+        self._join_stall_s = join_stall_s
+        self._monotonic = monotonic
+        self._joining_since: float | None = None  # a rebalance began and has not assigned yet
+        self._consumer_options: dict[str, Any] = dict(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=session_timeout_ms,
+            heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+            max_poll_interval_ms=600_000,
+            max_partition_fetch_bytes=2 * 1024 * 1024,
+            # A group leader that assigned while its metadata lacked the topic hands out
+            # nothing and only rejoins on the next metadata refresh (default: 5 minutes).
+            # Refreshing every 10 s bounds that stall, and a new partition is picked up soon.
+            metadata_max_age_ms=10_000,
+        )
+        try:
+            self._consumer = self._join()
+        except Exception as exc:
+            raise SourceError(f"cannot join group {group!r} on {bootstrap}: {exc}") from exc
+
+    def _join(self) -> Any:
+        """A new consumer subscribed to the topic, with this source's rebalance listener."""
+        kafka: Any = self._kafka
         source = self
 
         class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
@@ -120,37 +157,40 @@ class KafkaSource:
                 log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
                 source._on_revoke()
                 source._positions.clear()
+                source._joining_since = source._monotonic()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+                source._joining_since = None
                 if source._paused and assigned:
-                    source._consumer.pause(*assigned)
+                    consumer.pause(*assigned)
 
+        consumer = kafka.KafkaConsumer(**self._consumer_options)
         try:
-            self._consumer = kafka.KafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=group,
-                client_id=client_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                session_timeout_ms=session_timeout_ms,
-                heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
-                max_poll_interval_ms=600_000,
-                max_partition_fetch_bytes=2 * 1024 * 1024,
-                # A group leader that assigned while its metadata lacked the topic hands out
-                # nothing and only rejoins on the next metadata refresh (default: 5 minutes).
-                # Refreshing every 10 s bounds that stall, and a new partition is picked up soon.
-                metadata_max_age_ms=10_000,
-            )
             # Join with the topic's partitions already in the metadata cache. Otherwise the
-            # first join assigns nothing and relies on a rejoin, which kafka-python 3.0.12
-            # now and then never completes (the worker then idles with no partitions).
-            self._consumer.partitions_for_topic(topic)
-            self._consumer.subscribe([topic], listener=_Listener())
+            # first join assigns nothing and relies on a rejoin (see JOIN_STALL_S).
+            consumer.partitions_for_topic(self.topic)
+            consumer.subscribe([self.topic], listener=_Listener())
+        except BaseException:
+            consumer.close(autocommit=False)
+            raise
+        return consumer
+
+    def _replace_stalled_consumer(self) -> None:
+        assert self._joining_since is not None
+        log.warning("no partitions assigned %.0f s after a rebalance began; leaving the group and joining "
+                    "again with a new consumer", self._monotonic() - self._joining_since)
+        self.close()
+        self._positions.clear()
+        self._joining_since = self._monotonic()
+        try:
+            self._consumer = self._join()
         except Exception as exc:
-            raise SourceError(f"cannot join group {group!r} on {bootstrap}: {exc}") from exc
+            raise SourceError(f"cannot rejoin group {self._group!r}: {exc}") from exc
 
     def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
+        if self._joining_since is not None and self._monotonic() - self._joining_since > self._join_stall_s:
+            self._replace_stalled_consumer()
         try:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except Exception as exc:
