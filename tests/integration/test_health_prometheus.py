@@ -154,11 +154,24 @@ def topic_contents(bootstrap: str, topic: str) -> tuple[int, Counter[str], int, 
     return total, events, points, undecodable
 
 
+@pytest.fixture
+def own_database(clickhouse_url: str, unique_name: str) -> Iterator[str]:
+    """The test's ClickHouse database (named like the test), dropped afterwards."""
+    yield unique_name
+    from clickhouse_driver import Client
+
+    client = Client.from_url(clickhouse_url.rsplit("/", 1)[0] + "/default")
+    try:
+        client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+    finally:
+        client.disconnect()
+
+
 def test_prometheus_sees_the_counters_move_and_the_lag_return_to_zero(
-    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, tmp_path: Path
+    kafka_bootstrap: str, clickhouse_url: str, unique_name: str, own_database: str, tmp_path: Path
 ) -> None:
     topic, dlq, group = unique_name, unique_name + ".dlq", unique_name
-    url = clickhouse_url.rsplit("/", 1)[0] + "/" + unique_name
+    url = clickhouse_url.rsplit("/", 1)[0] + "/" + own_database
     create_topic(kafka_bootstrap, topic, 2)
     create_topic(kafka_bootstrap, dlq, 1)
     [worker_port] = free_ports(1)
