@@ -127,6 +127,16 @@ class KafkaSource:
         self._join_stall_s = join_stall_s
         self._monotonic = monotonic
         self._joining_since: float | None = None  # a rebalance began and has not assigned yet
+        # kafka-python 3.0.12 runs rebalance listeners on its IO thread, where a blocking
+        # commit is refused. Offsets flushed while partitions are revoked wait here and are
+        # committed by the next poll for the partitions that came back to this member.
+        self._in_rebalance = False
+        self._pending_commit: dict[Any, Any] = {}
+        # First offset handed out since the last commit, per partition: where rewind() goes back
+        # to. Known locally, because asking the broker (committed()) blocks, which the rebalance
+        # listener may not; a rewind during a revoke is applied when the partition comes back.
+        self._handed_from: dict[Any, int] = {}
+        self._rewind_on_assign: dict[Any, int] = {}
         self._consumer_options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -155,13 +165,22 @@ class KafkaSource:
         class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
             def on_partitions_revoked(self, revoked: Any) -> None:
                 log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
-                source._on_revoke()
+                source._in_rebalance = True
+                try:
+                    source._on_revoke()
+                finally:
+                    source._in_rebalance = False
                 source._positions.clear()
+                source._handed_from.clear()
                 source._joining_since = source._monotonic()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
                 source._joining_since = None
+                for tp in assigned:
+                    if tp in source._rewind_on_assign:
+                        consumer.seek(tp, source._rewind_on_assign[tp])
+                source._rewind_on_assign.clear()
                 if source._paused and assigned:
                     consumer.pause(*assigned)
 
@@ -182,6 +201,9 @@ class KafkaSource:
                     "again with a new consumer", self._monotonic() - self._joining_since)
         self.close()
         self._positions.clear()
+        self._pending_commit.clear()
+        self._handed_from.clear()
+        self._rewind_on_assign.clear()
         self._joining_since = self._monotonic()
         try:
             self._consumer = self._join()
@@ -195,6 +217,8 @@ class KafkaSource:
             batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except Exception as exc:
             raise SourceError(f"Kafka poll failed: {exc}") from exc
+        if self._pending_commit and self._joining_since is None:
+            self._commit_pending()
         out: list[RawMessage] = []
         if self._paused and batches:
             # A rebalance handed us unpaused partitions while paused: give the records back.
@@ -208,6 +232,7 @@ class KafkaSource:
                 out.append(RawMessage(source, tp.partition, r.offset, r.key, r.value if r.value is not None else b"",
                                       r.timestamp if r.timestamp is not None else 0))
             self._positions[tp] = records[-1].offset + 1
+            self._handed_from.setdefault(tp, records[0].offset)
         return out
 
     def commit(self) -> None:
@@ -218,23 +243,47 @@ class KafkaSource:
         offsets = {tp: k.structs.OffsetAndMetadata(off, "", -1) for tp, off in self._positions.items()
                    if tp in assigned}
         self._positions.clear()
-        if not offsets:
+        self._handed_from.clear()
+        if self._in_rebalance:
+            self._pending_commit.update(offsets)
             return
+        self._commit(offsets)
+
+    def _commit_pending(self) -> None:
+        """After a rebalance: commit what was flushed during it, for the partitions still ours."""
+        assigned = self._consumer.assignment()
+        # Partitions that went elsewhere are dropped: their next owner re-reads from the last
+        # commit and the rows collapse onto the ones already written.
+        offsets = {tp: om for tp, om in self._pending_commit.items() if tp in assigned}
+        self._pending_commit = {}
+        if not self._commit(offsets):
+            self._pending_commit = offsets  # another rebalance got in the way: after it, again
+
+    def _commit(self, offsets: dict[Any, Any]) -> bool:
+        """Commit ``offsets``; False when a rebalance refused it (nothing is lost: see the warning)."""
+        if not offsets:
+            return True
+        k = self._kafka
         try:
             self._consumer.commit(offsets=offsets)
         except (k.errors.CommitFailedError, k.errors.RebalanceInProgressError, k.errors.IllegalStateError) as exc:
             # The rows are in ClickHouse; the next owner re-reads them and they collapse.
             log.warning("offset commit lost to a rebalance (%s); the next owner re-reads those messages", exc)
+            return False
         except Exception as exc:
             raise SourceError(f"Kafka offset commit failed: {exc}") from exc
+        return True
 
     def rewind(self) -> None:
-        for tp in list(self._positions):
+        for tp, offset in self._handed_from.items():
+            if self._in_rebalance:
+                self._rewind_on_assign[tp] = offset
+                continue
             try:
-                committed = self._consumer.committed(tp)
-                self._consumer.seek(tp, committed if committed is not None else 0)
+                self._consumer.seek(tp, offset)
             except Exception:  # partition no longer ours: the next owner starts at the committed offset
                 log.debug("rewind of %s skipped", tp, exc_info=True)
+        self._handed_from.clear()
         self._positions.clear()
 
     def pause(self) -> None:
