@@ -3,7 +3,7 @@
 Key: ``raw_clickhouse_points_per_s``. The e2e workload's points, decoded from
 the SDK's own messages into ``metric_scalars`` columns exactly as ingest builds
 them (untimed), then inserted with ``Client.execute(INSERT ... VALUES, columns,
-columnar=True)`` in 50,000-row batches (ingest's ``flush_rows``) into a bench
+columnar=True)`` in batches of ingest's default ``flush_rows`` into a bench
 database migrated with the real schema. Only the inserts are timed.
 """
 
@@ -13,6 +13,8 @@ import pickle
 import time
 from pathlib import Path
 from typing import Any
+
+from consumers.config import IngestConfig
 
 __all__ = ["measure", "scalar_columns", "COLUMNS"]
 
@@ -50,7 +52,8 @@ def scalar_columns(files: list[Path]) -> dict[str, list[Any]]:
     return cols
 
 
-def measure(stack: Any, files: list[Path], *, trials: int, batch_rows: int = 50_000) -> tuple[dict[str, list[float]], dict[str, Any]]:
+def measure(stack: Any, files: list[Path], *, trials: int,
+            batch_rows: int = IngestConfig().flush_rows) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Trials of the bare-driver insert rate (each trial into a fresh bench database)."""
     from consumers.store import open_store
 

@@ -87,7 +87,7 @@ FIGURES: tuple[Figure, ...] = (
                   "start signal to last message consumed."),
     Figure(key="raw_clickhouse_points_per_s", label="Ceiling: bare clickhouse-driver", unit="points/s",
            method="The same points as `metric_scalars` rows, inserted with bare `clickhouse_driver.Client.execute` "
-                  "(columnar) in 50,000-row batches (ingest's flush size) into the real schema."),
+                  "(columnar) in batches of ingest's default `flush_rows` into the real schema."),
     Figure(key="pipeline_efficiency", label="Pipeline efficiency", unit="ratio", goal=0.5,
            method="`e2e_points_per_s / min(raw_kafka_points_per_s, raw_clickhouse_points_per_s)` (per trial: "
                   "that trial's e2e over the median ceiling)."),

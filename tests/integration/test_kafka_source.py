@@ -3,6 +3,9 @@ whose rebalance never assigns (a kafka-python 3.0.12 hang) without losing or rep
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from consumers.source import KafkaSource
@@ -15,6 +18,21 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@contextlib.contextmanager
+def _second_member(bootstrap: str, topic: str) -> Iterator[None]:
+    """Another member of the group, polling in a thread: its join revokes the first member's partitions."""
+    other = KafkaSource(bootstrap=bootstrap, topic=topic, group=topic, on_revoke=lambda: None)
+    stop = threading.Event()
+    helper = threading.Thread(target=lambda: [other.poll(10, 0.2) for _ in iter(stop.is_set, True)])
+    helper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        helper.join(10)
+        other.close()
 
 
 def _poll_all(source: KafkaSource, count: int) -> list[Any]:
@@ -59,29 +77,19 @@ def test_offsets_flushed_during_a_revoke_are_committed_after_the_rebalance(kafka
                                                                            unique_name: str) -> None:
     # kafka-python 3.0.12 refuses a blocking commit inside a rebalance listener; the worker's
     # flush-and-commit on revoke must still leave the group's offsets at what was written.
-    import threading
-
     create_topic(kafka_bootstrap, unique_name, 2)
     produce(kafka_bootstrap, unique_name, [(None, b"v%d" % i) for i in range(20)])
     box: list[KafkaSource] = []
     source = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name,
                          on_revoke=lambda: box[0].commit())  # what Worker.on_revoke does after its flush
     box.append(source)
-    other = None
-    stop = threading.Event()
     try:
         got = _poll_all(source, 20)  # handed out, not committed yet
         assert len(got) == 20
-        other = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name, on_revoke=lambda: None)
-        helper = threading.Thread(target=lambda: [other.poll(10, 0.2) for _ in iter(stop.is_set, True)])
-        helper.start()
-        try:
+        with _second_member(kafka_bootstrap, unique_name):
             # The second member's join revokes our partitions (our listener commits), then one comes back.
             wait_until(lambda: source.poll(10, 0.2) is not None and len(source._consumer.assignment()) == 1
                        and not source._pending_commit, timeout_s=60, what="the rebalance and the pending commit")
-        finally:
-            stop.set()
-            helper.join(10)
         [mine] = source._consumer.assignment()
         ends: dict[int, int] = {}
         for m in got:
@@ -89,8 +97,6 @@ def test_offsets_flushed_during_a_revoke_are_committed_after_the_rebalance(kafka
         assert source._consumer.committed(mine) == ends[mine.partition]
     finally:
         source.close()
-        if other is not None:
-            other.close()
 
 
 def test_rewind_hands_out_the_uncommitted_messages_again(kafka_bootstrap: str, unique_name: str) -> None:
@@ -109,23 +115,16 @@ def test_rewind_hands_out_the_uncommitted_messages_again(kafka_bootstrap: str, u
 def test_a_batch_dropped_during_a_revoke_is_read_again_when_its_partition_comes_back(kafka_bootstrap: str,
                                                                                      unique_name: str) -> None:
     # What Worker.on_revoke does when ClickHouse cannot take the batch in time: discard and rewind.
-    import threading
-
     create_topic(kafka_bootstrap, unique_name, 2)
     produce(kafka_bootstrap, unique_name, [(None, b"v%d" % i) for i in range(20)])
     box: list[KafkaSource] = []
     source = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name,
                          on_revoke=lambda: box[0].rewind())
     box.append(source)
-    other = None
-    stop = threading.Event()
     try:
         got = _poll_all(source, 20)
-        other = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name, on_revoke=lambda: None)
-        helper = threading.Thread(target=lambda: [other.poll(10, 0.2) for _ in iter(stop.is_set, True)])
-        helper.start()
         again: list[Any] = []
-        try:
+        with _second_member(kafka_bootstrap, unique_name):
             wait_until(lambda: again.extend(source.poll(10, 0.2)) or len(source._consumer.assignment()) == 1,
                        timeout_s=60, what="the rebalance")
             [mine] = source._consumer.assignment()
@@ -135,10 +134,5 @@ def test_a_batch_dropped_during_a_revoke_is_read_again_when_its_partition_comes_
             wait_until(lambda: again.extend(source.poll(10, 0.2)) or
                        expected <= {m.offset for m in again if m.partition == mine.partition},
                        timeout_s=30, what="the dropped messages again")
-        finally:
-            stop.set()
-            helper.join(10)
     finally:
         source.close()
-        if other is not None:
-            other.close()
