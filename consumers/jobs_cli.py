@@ -143,6 +143,24 @@ def _submit(args: argparse.Namespace) -> int:
     return code
 
 
+def _first_status(reader: Any, run_id: str, *, wait_s: float, interval_s: float) -> str:
+    """The run's status; with ``wait_s``, a run not ingested yet (just submitted) is waited for."""
+    from producers.errors import RunNotFound
+
+    deadline = time.monotonic() + wait_s
+    said = False
+    while True:
+        try:
+            return str(reader.get_status(run_id))
+        except RunNotFound:
+            if time.monotonic() >= deadline:
+                raise
+            if not said:
+                _say(f"logs: waiting for run {run_id} to be ingested")
+                said = True
+            time.sleep(interval_s)
+
+
 def _logs(args: argparse.Namespace) -> int:
     from schemas.errors import PipelineError
     from schemas.records import FINAL_STATUSES
@@ -154,11 +172,14 @@ def _logs(args: argparse.Namespace) -> int:
     streams: Sequence[str] = {"output": OUTPUT_STREAMS, "logging": ("logging",), "all": ALL_STREAMS}[args.stream]
     try:
         reader = Workspace.default().reader()
-        status = reader.get_status(args.run_id)
+        status = _first_status(reader, args.run_id, wait_s=reader.settings.visible_timeout_s if args.follow else 0.0,
+                               interval_s=max(args.interval, 0.05))
         follower = LogFollower(reader, args.run_id, streams=streams)
         printed = 0
         while True:
             final = status in FINAL_STATUSES
+            if final:
+                reader.wait_settled(args.run_id)  # the last lines may land just after the status row
             for line in follower.new_lines():
                 sys.stdout.write(format_line(line, timestamps=args.timestamps) + "\n")
                 printed += 1

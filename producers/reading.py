@@ -157,6 +157,10 @@ _Q_STATUS = (
     "SELECT status, error_details, created_ms FROM {db}.run_status WHERE run_id = {run:String} "
     "ORDER BY created_ms DESC, seq DESC LIMIT 1"
 )
+_Q_FINAL_STATUS_EVENT = (
+    "SELECT writer_id, seq FROM {db}.run_status WHERE run_id = {run:String} AND status != 'Running' "
+    "ORDER BY created_ms DESC, seq DESC LIMIT 1"
+)
 _Q_HEARTBEAT = (
     "SELECT max(created_ms), max(interval_ms), count() FROM {db}.run_heartbeats WHERE run_id = {run:String}"
 )
@@ -363,6 +367,19 @@ class RunReader:
                 + (f" --clickhouse {self.settings.clickhouse}" if self.settings.clickhouse else ""))
         raise ReadError(f"events of run {run_id!r} in the spool did not become visible within {timeout:.0f}s "
                         f"(seen up to seq {seen} of {seq})")
+
+    def wait_settled(self, run_id: str, timeout: float | None = None) -> None:
+        """For an ended run: wait until everything its ending writer sent up to the end is visible.
+
+        The status row can be visible a moment before the rest of the batch it came in (tables are
+        written one after another), so a reader of a finished run's logs waits for the writer's
+        progress to reach the status event. A run with no final status event returns at once.
+        """
+        with self._runner() as runner:
+            rows = runner.query(_Q_FINAL_STATUS_EVENT, {"run": run_id})
+        if rows:
+            writer_id, seq = rows[0]
+            self.wait_visible(run_id, str(writer_id), int(seq), timeout)
 
     # -- runs ----------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pytest
 
 import schemas
-from consumers.testing import IngestProcess, create_topic, produce
+from consumers.testing import IngestProcess, create_topic, produce, wait_until
 from producers.errors import IngestNotRunning, ReadError, RunNotFound
 from producers.reading import ReadSettings, RunReader
 from schemas import (
@@ -214,6 +214,26 @@ def test_rejections_are_readable(backend):
     rejections = reader.get_rejections(log.run_id)
     assert [r["reason"] for r in rejections] == ["too_many_metric_names"]
     assert "m50" in rejections[0]["detail"]
+
+
+def test_wait_settled_returns_once_the_ending_writer_is_visible(backend):
+    log = Log("run_rb_settle", "w_settle")
+    log.add(RunStarted)
+    log.add(LogBatch, lines=[LogLine(NOW_MS, "stdout", "", 20, "last words")])
+    log.add(RunStatusChanged, status="Completed")
+    backend.send(log.events)
+    reader = RunReader(backend.settings)
+    def completed() -> bool:
+        try:
+            return reader.get_status(log.run_id) == "Completed"
+        except RunNotFound:
+            return False
+
+    wait_until(completed, timeout_s=60, what="the final status")
+    reader.wait_settled(log.run_id)
+    assert reader.visible_seq(log.run_id, log.writer_id) == log.last_seq
+    assert [line.message for line in reader.get_logs(log.run_id)] == ["last words"]
+    reader.wait_settled("run_without_status", timeout=0.5)  # nothing ended: returns at once
 
 
 def test_not_visible_in_time(backend):

@@ -238,7 +238,9 @@ def test_a_script_that_prints_100k_lines(backend: Backend, src: Path) -> None:
     subprocess.run([sys.executable, str(src / "chatty.py")], stdout=subprocess.DEVNULL, check=True,
                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
     alone_s = time.perf_counter() - alone_began
-    proc = backend.cli("logs", run.id)
+    # --follow: the submitter has ended the run, but ingest may still be behind; follow prints until
+    # the final status is in and every line sent before it is visible.
+    proc = backend.cli("logs", run.id, "--follow")
     read_began = time.perf_counter()
     out, err = proc.communicate(timeout=180)
     read_s = time.perf_counter() - read_began
