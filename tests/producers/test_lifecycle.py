@@ -77,8 +77,9 @@ def test_sigterm_flushes_then_terminates(tmp_path: Path) -> None:
         run = Experiment(Workspace(linger_ms=60_000), "e").start_logging()
         for i in range(500):
             run.log("x", float(i))
+        run.log("tail", 0.0)        # before "ready": a signal arriving at once still finds a tail point
         print("ready", flush=True)
-        i = 0
+        i = 1
         while True:                 # keep logging until the signal arrives
             run.log("tail", float(i)); i += 1
             if i % 1000 == 0:
