@@ -76,7 +76,7 @@ class Ingest:
         log = open(self.home.parent / f"{self.home.name}.log", "wb")
         self.home.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "-q", "ingest", "--kafka", self.stack.kafka,
+            [sys.executable, "-m", "runstream", "-q", "ingest", "--kafka", self.stack.kafka,
              "--clickhouse", self.stack.url(self.database), "--topic", self.topic, "--group", self.topic,
              "--dlq-topic", self.topic + ".dlq", "--home", str(self.home), "--metrics-port", str(self.port),
              *self.extra_args],

@@ -54,7 +54,7 @@ def profile_ingest(stack: Any, files: list[Path], scratch: Path, *, points: int)
     database = stack.name("prof")
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "consumers.cli", "-q", "ingest", "--once",
+        [sys.executable, "-m", "cProfile", "-o", str(stats_file), "-m", "runstream", "-q", "ingest", "--once",
          "--idle", "1", "--kafka", stack.kafka, "--clickhouse", stack.url(database), "--topic", topic, "--group", topic,
          "--dlq-topic", topic + ".dlq", "--home", str(scratch / "prof-home"), "--metrics-port", "0"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, timeout=300,

@@ -87,7 +87,7 @@ def _time(client: Any, sql: str, repeats: int) -> tuple[list[float], int, dict[s
 
 def measure(stack: Any, *, repeats: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Load 10M rows, then time both queries ``repeats`` times."""
-    from consumers.store import open_store
+    from store import open_store
 
     database = stack.name("queries")
     store = open_store(stack.url(database), Path("."))

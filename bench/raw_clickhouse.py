@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumers.config import IngestConfig
+from schemas.settings import IngestSettings
 
 __all__ = ["measure", "scalar_columns", "COLUMNS"]
 
@@ -53,9 +53,9 @@ def scalar_columns(files: list[Path]) -> dict[str, list[Any]]:
 
 
 def measure(stack: Any, files: list[Path], *, trials: int,
-            batch_rows: int = IngestConfig().flush_rows) -> tuple[dict[str, list[float]], dict[str, Any]]:
+            batch_rows: int = IngestSettings().flush_rows) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Trials of the bare-driver insert rate (each trial into a fresh bench database)."""
-    from consumers.store import open_store
+    from store import open_store
 
     cols = scalar_columns(files)
     rows = len(cols["step"])

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Protocol, Sequence
 
-from .errors import SinkError
+from schemas.kafka_client import kafka
+
+from .errors import DeadLetterError
 from .message import RawMessage
 
 __all__ = ["DeadLetter", "DeadLetters", "FolderDeadLetters", "KafkaDeadLetters"]
@@ -44,7 +46,7 @@ class DeadLetter(NamedTuple):
 
 
 class DeadLetters(Protocol):
-    """Where dead letters go. ``send`` returns once they are durable; raises ``SinkError`` otherwise."""
+    """Where dead letters go. ``send`` returns once they are durable; raises ``DeadLetterError`` otherwise."""
 
     def send(self, letters: Sequence[DeadLetter]) -> None: ...
 
@@ -87,7 +89,7 @@ class FolderDeadLetters:
                 meta = json.dumps(_fields(letter, now_ms), indent=1, ensure_ascii=False).encode()
                 self._write(self.directory / f"{stem}.json", meta)
         except OSError as exc:
-            raise SinkError(f"cannot write dead letters to {self.directory}: {exc}") from exc
+            raise DeadLetterError(f"cannot write dead letters to {self.directory}: {exc}") from exc
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
@@ -115,15 +117,13 @@ class KafkaDeadLetters:
 
     def _get(self) -> Any:
         if self._producer is None:
-            from ._kafka import kafka
-
             try:
                 self._producer = kafka.KafkaProducer(
                     bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, retries=5,
                     max_request_size=2 * 1024 * 1024, client_id="runstream-ingest-dlq",
                 )
             except Exception as exc:
-                raise SinkError(f"dead-letter producer cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+                raise DeadLetterError(f"dead-letter producer cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         return self._producer
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
@@ -147,10 +147,10 @@ class KafkaDeadLetters:
             producer.flush(timeout=self._timeout_s)
             for fut in futures:
                 fut.get(timeout=self._timeout_s)
-        except SinkError:
+        except DeadLetterError:
             raise
         except Exception as exc:
-            raise SinkError(f"dead-letter topic {self.topic!r} did not take {len(letters)} message(s): {exc}") from exc
+            raise DeadLetterError(f"dead-letter topic {self.topic!r} did not take {len(letters)} message(s): {exc}") from exc
 
     def close(self) -> None:
         if self._producer is not None:

@@ -5,17 +5,18 @@
         ├── InvalidEvent        decoded, but breaks a rule -> dead-letter, count
         │   └── RunLimitExceeded   over a per-run limit -> dead-letter, count
         ├── SourceError         (retriable) Kafka / spool unavailable
-        ├── SinkError           (retriable) ClickHouse / chDB refused or unreachable
-        └── ConfigError         (ValueError) bad flags, limits file, or URL
+        └── DeadLetterError     (retriable) the dead letters could not take a message
 
-``InvalidEvent.reason`` is a short token from a bounded set (a metrics label).
+A failed insert is the store's :class:`store.errors.StoreError`; bad settings
+are :class:`schemas.errors.ConfigurationError`. ``InvalidEvent.reason`` is a
+short token from a bounded set (a metrics label).
 """
 
 from __future__ import annotations
 
 from schemas.errors import PipelineError
 
-__all__ = ["IngestError", "InvalidEvent", "RunLimitExceeded", "SourceError", "SinkError", "ConfigError"]
+__all__ = ["IngestError", "InvalidEvent", "RunLimitExceeded", "SourceError", "DeadLetterError"]
 
 
 class IngestError(PipelineError):
@@ -41,11 +42,7 @@ class SourceError(IngestError):
     retriable = True
 
 
-class SinkError(IngestError):
-    """ClickHouse or chDB refused or could not be reached; the batch is retried."""
+class DeadLetterError(IngestError):
+    """The dead letters (the DLQ topic or folder) could not take a message; the batch is retried."""
 
     retriable = True
-
-
-class ConfigError(IngestError, ValueError):
-    """Invalid configuration, found at start."""

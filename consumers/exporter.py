@@ -24,38 +24,27 @@ endpoint; a source that fails reports ``*_up 0`` and drops its other series
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import re
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import FrameType
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from consumers.config import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, DEFAULT_TOPIC
-from consumers.errors import ConfigError
+from schemas.settings import ExporterSettings
+from store.health import TableHealth
 
 __all__ = [
     "SERIES",
-    "ClickHouseReading",
     "ClickHouseStats",
-    "ExporterConfig",
     "KafkaReading",
     "OffsetReader",
     "PipelineCollector",
     "Poller",
-    "main",
     "read_kafka",
-    "register",
-    "run",
 ]
 
 _log = logging.getLogger("runstream.exporter")
@@ -75,49 +64,6 @@ SERIES: tuple[str, ...] = (
 
 SOURCES = ("kafka", "clickhouse")
 
-DEFAULT_KAFKA = "127.0.0.1:9092"
-DEFAULT_CLICKHOUSE = "clickhouse://127.0.0.1:9000/runstream"
-
-# Kafka's legal topic characters; the length cap is the broker's.
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
-
-
-# --------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True, kw_only=True)
-class ExporterConfig:
-    """Settings of one exporter process, built once at the entry point."""
-
-    port: int = 9465
-    host: str = "0.0.0.0"
-    kafka: str = DEFAULT_KAFKA
-    clickhouse: str = DEFAULT_CLICKHOUSE
-    group: str = DEFAULT_GROUP
-    topic: str = DEFAULT_TOPIC
-    dlq_topic: str = DEFAULT_DLQ_TOPIC
-    interval_s: float = 15.0
-    timeout_s: float = 10.0
-    """Longest wait for one source's poll; past it the source counts as down."""
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
-        if not self.kafka.strip():
-            raise ConfigError("kafka bootstrap servers must not be empty")
-        if not self.clickhouse.startswith(("clickhouse://", "clickhouses://")):
-            raise ConfigError(f"clickhouse must be a clickhouse:// URL, got {self.clickhouse!r}")
-        if not self.group:
-            raise ConfigError("consumer group must not be empty")
-        for name in (self.topic, self.dlq_topic):
-            if not _TOPIC_RE.match(name):
-                raise ConfigError(f"not a valid Kafka topic name: {name!r}")
-        if self.topic == self.dlq_topic:
-            raise ConfigError("topic and dlq_topic must differ")
-        if not self.interval_s > 0:
-            raise ConfigError(f"interval must be > 0 s, got {self.interval_s}")
-        if not self.timeout_s > 0:
-            raise ConfigError(f"timeout must be > 0 s, got {self.timeout_s}")
 
 
 # --------------------------------------------------------------------------- seams
@@ -139,20 +85,10 @@ class OffsetReader(Protocol):
         """Release connections."""
 
 
-@dataclass(frozen=True)
-class ClickHouseReading:
-    """One poll of ClickHouse's system tables."""
-
-    tables: Mapping[str, tuple[int, int]]
-    """``table -> (rows, active parts)`` for every table of the runstream database."""
-    newest_point_ms: int | None
-    """``max(time_ms)`` of ``metric_scalars``; None when it holds no point (or is missing)."""
-
-
 class ClickHouseStats(Protocol):
     """What the exporter asks ClickHouse (clickhouse-driver in production)."""
 
-    def read(self) -> ClickHouseReading:
+    def read(self) -> TableHealth:
         """Read table sizes and the newest point's time."""
 
     def close(self) -> None:
@@ -221,7 +157,7 @@ class PipelineCollector:
         self._clock = clock
         self._lock = threading.Lock()
         self._kafka: _SourceState[KafkaReading] = _SourceState()
-        self._clickhouse: _SourceState[ClickHouseReading] = _SourceState()
+        self._clickhouse: _SourceState[TableHealth] = _SourceState()
         registry.register(self)
 
     def update_kafka(self, reading: KafkaReading | None, *, seconds: float) -> None:
@@ -229,7 +165,7 @@ class PipelineCollector:
         with self._lock:
             self._kafka = _next_state(self._kafka, reading, seconds)
 
-    def update_clickhouse(self, reading: ClickHouseReading | None, *, seconds: float) -> None:
+    def update_clickhouse(self, reading: TableHealth | None, *, seconds: float) -> None:
         """Record a ClickHouse poll: a reading, or None when it failed or timed out."""
         with self._lock:
             self._clickhouse = _next_state(self._clickhouse, reading, seconds)
@@ -359,7 +295,7 @@ class Poller:
     def __init__(
         self,
         collector: PipelineCollector,
-        config: ExporterConfig,
+        config: ExporterSettings,
         *,
         kafka: OffsetReader,
         clickhouse: ClickHouseStats,
@@ -374,7 +310,7 @@ class Poller:
             "kafka",
             lambda: read_kafka(kafka, group=config.group, topic=config.topic, dlq_topic=config.dlq_topic),
         )
-        self._clickhouse_call: _BoundedCall[ClickHouseReading] = _BoundedCall("clickhouse", clickhouse.read)
+        self._clickhouse_call: _BoundedCall[TableHealth] = _BoundedCall("clickhouse", clickhouse.read)
         self._up: dict[str, bool | None] = {source: None for source in SOURCES}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -430,152 +366,3 @@ class Poller:
                 closer()
             except Exception as exc:  # closing is best effort on the way out
                 _log.debug("close failed: %s", exc)
-
-
-# --------------------------------------------------------------------------- entry point
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
-    """``runstream exporter``: adds the subcommand (a ``consumers.cli.COMMANDS`` hook); the handler is ``run``."""
-    parser = subparsers.add_parser(
-        "exporter",
-        help="serve Kafka lag, DLQ size and ClickHouse table health to Prometheus",
-        description=(
-            "Serve pipeline health on /metrics, from Kafka's admin API and ClickHouse's system "
-            "tables, apart from the ingest workers."
-        ),
-    )
-    _add_arguments(parser)
-    parser.set_defaults(handler=run)
-    return parser
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    default = ExporterConfig()
-    parser.add_argument("--port", type=int, default=default.port, help="HTTP port of /metrics (default %(default)s)")
-    parser.add_argument("--host", default=default.host, help="address to listen on (default %(default)s)")
-    parser.add_argument(
-        "--kafka",
-        default=os.environ.get("RUNSTREAM_KAFKA", DEFAULT_KAFKA),
-        help="Kafka bootstrap servers (default $RUNSTREAM_KAFKA or %(default)s)",
-    )
-    parser.add_argument(
-        "--clickhouse",
-        default=os.environ.get("RUNSTREAM_CLICKHOUSE", DEFAULT_CLICKHOUSE),
-        help="ClickHouse URL, clickhouse://user:pass@host:9000/db (default $RUNSTREAM_CLICKHOUSE or %(default)s)",
-    )
-    parser.add_argument("--group", default=default.group, help="ingest consumer group (default %(default)s)")
-    parser.add_argument(
-        "--topic",
-        default=os.environ.get("RUNSTREAM_TOPIC", DEFAULT_TOPIC),
-        help="events topic (default $RUNSTREAM_TOPIC or %(default)s)",
-    )
-    parser.add_argument("--dlq-topic", default=default.dlq_topic, help="dead-letter topic (default %(default)s)")
-    parser.add_argument(
-        "--interval", type=float, default=default.interval_s, help="seconds between polls (default %(default)s)"
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=default.timeout_s,
-        help="seconds one source may take before it counts as down (default %(default)s)",
-    )
-
-
-def _config_from_args(args: argparse.Namespace) -> ExporterConfig:
-    return ExporterConfig(
-        port=args.port,
-        host=args.host,
-        kafka=args.kafka,
-        clickhouse=args.clickhouse,
-        group=args.group,
-        topic=args.topic,
-        dlq_topic=args.dlq_topic,
-        interval_s=args.interval,
-        timeout_s=args.timeout,
-    )
-
-
-@dataclass
-class _Running:
-    """A started exporter (for ``run`` and tests): stop it with ``close``."""
-
-    port: int
-    poller: Poller
-    close: Callable[[], None] = field(repr=False)
-
-
-def _start(config: ExporterConfig, registry: CollectorRegistry) -> _Running:
-    # Deferred: the adapters import kafka-python and clickhouse-driver.
-    from prometheus_client import start_http_server
-
-    from consumers.exporter_sources import ClickHouseSystemStats, KafkaAdminOffsets
-
-    collector = PipelineCollector(registry)
-    # Client timeouts a bit under the poll's bound, so a dead source reports its own
-    # error ("connection refused") rather than the poller's generic timeout.
-    client_timeout_s = max(0.1, config.timeout_s * 0.8)
-    poller = Poller(
-        collector,
-        config,
-        kafka=KafkaAdminOffsets(config.kafka, timeout_s=client_timeout_s),
-        clickhouse=ClickHouseSystemStats(config.clickhouse, timeout_s=client_timeout_s),
-    )
-    server, _thread = start_http_server(config.port, addr=config.host, registry=registry)
-    poller.start()
-
-    def close() -> None:
-        server.shutdown()
-        server.server_close()
-        poller.stop(timeout=config.timeout_s + 1)
-
-    return _Running(port=server.server_port, poller=poller, close=close)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the exporter until SIGTERM or SIGINT; the CLI's handler (the caller configures logging)."""
-    try:
-        config = _config_from_args(args)
-    except ConfigError as exc:
-        print(f"runstream exporter: {exc}", file=sys.stderr, flush=True)
-        return 2
-    if getattr(args, "verbose", 0) < 2:
-        # The exporter logs each source going down and coming back, once; the client
-        # libraries would log every failed connection attempt of every poll.
-        for name in ("kafka", "clickhouse_driver"):
-            logging.getLogger(name).setLevel(logging.CRITICAL)
-    from prometheus_client import ProcessCollector
-
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    running = _start(config, registry)
-    _log.info(
-        "exporter serving on %s:%d (group %s, topic %s, every %g s)",
-        config.host, running.port, config.group, config.topic, config.interval_s,
-    )
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        stop.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        running.close()
-    _log.info("exporter stopped")
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m consumers.exporter``: the exporter alone, without the ``runstream`` CLI."""
-    parser = argparse.ArgumentParser(prog="runstream exporter", description="Serve pipeline health to Prometheus.")
-    _add_arguments(parser)
-    args = parser.parse_args(argv)
-    # An entry point: the only place that configures logging.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

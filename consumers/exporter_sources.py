@@ -4,32 +4,32 @@
 with kafka-python's ``KafkaAdminClient`` (``describe_topics``,
 ``list_partition_offsets``, ``list_group_offsets``: one client, no consumer
 joins any group). :class:`ClickHouseSystemStats` fulfils
-:class:`consumers.exporter.ClickHouseStats` with clickhouse-driver and the
-``system.tables`` / ``system.parts`` tables, which every server version has.
+:class:`consumers.exporter.ClickHouseStats` with the store's ClickHouse adapter and
+:mod:`store.health` (``system.tables`` / ``system.parts``, which every server version has).
 
 Both connect lazily and drop their connection after any failure, so a broker
 or server that comes back is picked up by the next poll. Library errors leave
 as :class:`consumers.errors.SourceError` (Kafka) or
-:class:`consumers.errors.SinkError` (ClickHouse), chained with ``from``.
+:class:`store.errors.StoreError` (ClickHouse), chained with ``from``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from consumers._kafka import kafka
-from consumers.errors import ConfigError, SinkError, SourceError
-from consumers.exporter import ClickHouseReading
-from producers.kafka_transport import open_admin_client
+from schemas.kafka_client import kafka, open_admin_client
+from store.clickhouse import ClickHouseSettings, ClickHouseStore
+from store.errors import StoreError
+from store.health import TableHealth, read_table_health
+
+from .errors import SourceError
 
 __all__ = ["ClickHouseSystemStats", "KafkaAdminOffsets"]
 
 # Kafka's error code for a topic the broker does not know.
 _UNKNOWN_TOPIC_OR_PARTITION = 3
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class KafkaAdminOffsets:
@@ -105,69 +105,30 @@ class KafkaAdminOffsets:
 
 
 class ClickHouseSystemStats:
-    """Rows and active parts per table, and the newest scalar point, from system tables.
+    """Rows and active parts per table, and the newest scalar point (:func:`store.health.read_table_health`).
 
     ``url`` is the native-protocol URL the workers write to; its path names the
-    runstream database. The connection itself opens on ``system`` so that a
-    database not created yet reads as "no tables" instead of a failure.
+    runstream database. A database not created yet reads as "no tables".
     """
 
     def __init__(self, url: str, *, timeout_s: float) -> None:
-        parts = urlsplit(url)
-        database = parts.path.strip("/") or "default"
-        if not _IDENTIFIER_RE.match(database):
-            raise ConfigError(f"ClickHouse database must be an identifier, got {database!r}")
-        self.database = database
-        self._url = urlunsplit(parts._replace(path="/system"))
-        self._timeout_s = timeout_s
-        self._client: Any = None
+        settings = ClickHouseSettings.from_url(url)
+        self.database = settings.database
+        self._settings = replace(settings, connect_timeout=timeout_s, send_receive_timeout=timeout_s)
+        self._store: ClickHouseStore | None = None
 
-    def _connection(self) -> Any:
-        if self._client is None:
-            from clickhouse_driver import Client
-
-            client = Client.from_url(self._url)
-            client.connection.connect_timeout = self._timeout_s
-            client.connection.send_receive_timeout = self._timeout_s
-            client.connection.sync_request_timeout = self._timeout_s
-            self._client = client
-        return self._client
-
-    def read(self) -> ClickHouseReading:
+    def read(self) -> TableHealth:
         """One reading: every table of the database with its rows and active parts."""
+        if self._store is None:
+            self._store = ClickHouseStore(self._settings)
         try:
-            return self._read(self._connection())
-        except Exception as exc:
+            return read_table_health(self._store, self.database)
+        except StoreError:
             self.close()
-            raise SinkError(f"clickhouse system tables: {type(exc).__name__}: {exc}") from exc
-
-    def _read(self, client: Any) -> ClickHouseReading:
-        settings = {"max_execution_time": max(1, int(self._timeout_s))}
-        params = {"db": self.database}
-        names = client.execute(
-            "SELECT name FROM system.tables WHERE database = %(db)s", params, settings=settings
-        )
-        tables: dict[str, tuple[int, int]] = {str(name): (0, 0) for (name,) in names}
-        parts = client.execute(
-            "SELECT table, sum(rows), count() FROM system.parts"
-            " WHERE database = %(db)s AND active GROUP BY table",
-            params,
-            settings=settings,
-        )
-        for table, rows, active in parts:
-            tables[str(table)] = (int(rows), int(active))
-        newest: int | None = None
-        if "metric_scalars" in tables:
-            # The database name is a checked identifier; values never enter the SQL text.
-            [(count, max_ms)] = client.execute(
-                f"SELECT count(), max(time_ms) FROM `{self.database}`.metric_scalars", settings=settings
-            )
-            # An empty table answers max() = 0 on old servers: count() tells them apart.
-            newest = int(max_ms) if count else None
-        return ClickHouseReading(tables=tables, newest_point_ms=newest)
+            raise
 
     def close(self) -> None:
         """Disconnect; the next read connects again."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
+        store, self._store = self._store, None
+        if store is not None:
+            store.close()

@@ -73,7 +73,7 @@ class _Runner(Protocol):
 
 
 class StoreCounterLoader:
-    """Loads counters with a few ``QueryRunner`` queries per batch of unseen runs (raises ``SinkError``)."""
+    """Loads counters with a few ``QueryRunner`` queries per batch of unseen runs (raises ``StoreError``)."""
 
     _NAMES = (
         "SELECT run_id, name, any(kind) AS k, min(first_ms) AS f FROM {db}.metric_names "
@@ -159,7 +159,7 @@ class RunLimiter:
     def prepare(self, events: Iterable[Event]) -> None:
         """Load counters of every run among ``events`` not in memory yet (one round of queries).
 
-        Raises the loader's ``SinkError`` when ClickHouse cannot answer; nothing changes then.
+        Raises the loader's ``StoreError`` when ClickHouse cannot answer; nothing changes then.
         """
         unseen: dict[str, str] = {}
         for event in events:

@@ -1,8 +1,11 @@
-"""Wiring: one ``IngestConfig`` -> source, sink, limiter, dead letters, metrics -> a running :class:`Worker`.
+"""Wiring: one ``IngestSettings`` -> source, store, limiter, dead letters, metrics -> a running :class:`Worker`.
 
-:class:`IngestService` is what ``runstream ingest`` runs; :func:`drain_spool`
-is what a reader runs when it owns a home and nothing else ingests (embedded
-read-your-writes, see :mod:`consumers.ownership`).
+:class:`IngestService` is what ``runstream ingest`` runs. When it reads the
+local spool or writes chDB it owns the home (:class:`store.HomeLock`) and
+answers other processes on the home's query socket: named read queries,
+``sync`` (wait until what the spool holds now is ingested) and, for an owner
+started on demand by a reader, ``release`` (step down for a ``runstream
+ingest`` or ``runstream server`` that wants the home).
 """
 
 from __future__ import annotations
@@ -11,182 +14,245 @@ import logging
 import os
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, start_http_server
 
-from schemas.limits import RunLimits
+from schemas.backoff import Backoff
+from schemas.errors import ConfigurationError
+from schemas.settings import IngestSettings
+from store import HomeLock, QueryClient, QueryServer, Store, StoreError, StoreQueries, open_store, query_address
 
-from .config import IngestConfig
 from .dlq import DeadLetters, FolderDeadLetters, KafkaDeadLetters
-from .errors import ConfigError, IngestError, SinkError, SourceError
+from .errors import DeadLetterError, IngestError, SourceError
 from .limits import RunLimiter, StoreCounterLoader
 from .metrics import IngestMetrics
-from .ownership import HomeLock, query_address
-from .query_server import QueryServer
 from .source import KafkaSource, Source, SpoolSource, ensure_topics
 from .worker import Worker
 
-__all__ = ["IngestService", "LockedStore", "drain_spool", "HomeBusy", "Interrupted"]
+__all__ = ["IngestService", "HomeBusy", "Interrupted", "ON_DEMAND_ROLE"]
 
 log = logging.getLogger("runstream.ingest")
 
+T = TypeVar("T")
+
+ON_DEMAND_ROLE = "on-demand"
+"""The home-lock role of an owner a reader started; it steps down when a `runstream ingest` asks."""
+
 
 class HomeBusy(IngestError):
-    """Another ``runstream ingest`` already owns this home's spool or chDB."""
+    """Another process already owns this home's spool or chDB."""
 
 
 class Interrupted(IngestError):
     """Stopped (SIGTERM) before the service had started; nothing was read."""
 
 
-class LockedStore:
-    """A store whose calls are serialised (the worker thread and the query server share one chDB session)."""
-
-    def __init__(self, store: Any, lock: threading.Lock | None = None) -> None:
-        self.store = store
-        self.lock = lock or threading.Lock()
-
-    def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        with self.lock:
-            self.store.write(table, columns)
-
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        with self.lock:
-            return list(self.store.query(sql, params))
-
-    def close(self) -> None:
-        with self.lock:
-            self.store.close()
-
-
-def _open_store(clickhouse: str | None, home: Path) -> Any:
-    from .store import open_store  # chDB / clickhouse-driver load only when a store is opened
-
+def _open_store(settings: IngestSettings) -> Store:
     try:
-        store = open_store(clickhouse, home)
-    except IngestError:
+        store = open_store(settings.clickhouse, settings.home)
+    except (StoreError, ConfigurationError):
         raise
     except Exception as exc:  # the adapter should wrap its errors; never let one escape unexplained
-        raise SinkError(f"cannot open the store: {exc}") from exc
+        raise StoreError(f"cannot open the store: {exc}") from exc
     try:
         store.migrate()
     except BaseException as exc:
         store.close()
-        if isinstance(exc, IngestError) or not isinstance(exc, Exception):
+        if isinstance(exc, StoreError) or not isinstance(exc, Exception):
             raise
-        raise SinkError(f"cannot apply migrations: {exc}") from exc
+        raise StoreError(f"cannot apply migrations: {exc}") from exc
     return store
+
+
+@dataclass(eq=False)
+class _SyncRequest:
+    """A reader waiting until everything the spool held at ``positions`` is ingested."""
+
+    positions: dict[str, int]
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 class IngestService:
     """``runstream ingest``: owns its resources from :meth:`start` to :meth:`close`.
 
     ``progress`` receives one-line status messages (the CLI prints them).
+    ``role`` is what the home lock says about this owner: ``ingest``, or
+    :data:`ON_DEMAND_ROLE` for an owner a reader started (it answers
+    ``release`` and is asked to step down by the others).
     """
 
-    def __init__(self, config: IngestConfig, *, registry: CollectorRegistry | None = None,
+    def __init__(self, settings: IngestSettings, *, registry: CollectorRegistry | None = None,
                  progress: Callable[[str], None] = log.info, lock_wait_s: float = 30.0,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.config = config
+                 role: str = "ingest", clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = IngestMetrics(self.registry)
+        self.role = role
         self._progress = progress
         self._lock_wait_s = lock_wait_s
         self._clock = clock
         self._lock: HomeLock | None = None
-        self._store: LockedStore | None = None
+        self._store: Store | None = None
         self._server: QueryServer | None = None
         self.worker: Worker | None = None
         self._metrics_server: Any = None
         self._stopping = threading.Event()
+        self._syncs: list[_SyncRequest] = []
+        self._syncs_lock = threading.Lock()
+        self._started = time.monotonic()
+
+    # -- starting --------------------------------------------------------------------------------
 
     def start(self) -> Worker:
         """Take the home (when local resources are used), open the store, migrate, join the source."""
-        c = self.config
-        if c.metrics_port is not None:
-            from prometheus_client import start_http_server
-
+        s = self.settings
+        if s.metrics_port is not None:
             try:
-                self._metrics_server = start_http_server(c.metrics_port, registry=self.registry)
+                self._metrics_server = start_http_server(s.metrics_port, registry=self.registry)
             except OSError as exc:
-                raise ConfigError(f"metrics port {c.metrics_port} is not free ({exc}); "
-                                  "pick another with --metrics-port") from exc
-        if c.embedded_source or c.embedded_sink:
-            self._lock = HomeLock(c.home)
-            address = query_address(c.home) if c.embedded_sink and c.serve_queries else None
-            ok = self._lock.acquire(
-                "ingest", timeout_s=self._lock_wait_s, query_address=address, stop=self._stopping,
-                on_wait=lambda holder: self._progress(
-                    f"waiting for pid {holder.get('pid') if holder else '?'} "
-                    f"({holder.get('role') if holder else 'unknown'}) to release {c.home}"),
-            )
-            if not ok and self._stopping.is_set():
-                raise Interrupted("stopped while waiting for the home lock")
-            if not ok:
-                holder = self._lock.holder() or {}
-                raise HomeBusy(f"{c.home} is owned by pid {holder.get('pid', '?')} ({holder.get('role', '?')}); "
-                               "only one `runstream ingest` may use a home's spool or chDB at a time")
-        where = c.clickhouse if c.clickhouse else f"chDB at {c.home / 'chdb'}"
+                raise ConfigurationError(f"metrics port {s.metrics_port} is not free ({exc}); "
+                                         "pick another with --metrics-port") from exc
+        owns_home = s.embedded_source or s.embedded_sink
+        if owns_home:
+            self._take_home()
+        where = s.clickhouse if s.clickhouse else f"chDB at {s.home / 'chdb'}"
         self._progress(f"opening {where} and applying migrations")
-        self._store = LockedStore(self._until_up(lambda: _open_store(c.clickhouse, c.home), where,
-                                                 retry=c.clickhouse is not None))
+        self._store = self._until_up(lambda: _open_store(s), where, retry=s.clickhouse is not None)
+        store = self._store
         source: Source
         dead_letters: DeadLetters
         worker_box: list[Worker] = []
-        if c.kafka is not None:
-            bootstrap = c.kafka
+        if s.kafka is not None:
+            bootstrap = s.kafka
             created = self._until_up(
-                lambda: ensure_topics(bootstrap, {c.topic: c.topic_partitions, c.dlq_topic: c.topic_partitions}),
+                lambda: ensure_topics(bootstrap, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions}),
                 f"Kafka at {bootstrap}", retry=True)
             if created:
-                self._progress(f"created topic(s) {', '.join(created)} with {c.topic_partitions} partitions")
-            source = KafkaSource(bootstrap=c.kafka, topic=c.topic, group=c.group,
+                self._progress(f"created topic(s) {', '.join(created)} with {s.topic_partitions} partitions")
+            source = KafkaSource(bootstrap=s.kafka, topic=s.topic, group=s.group,
                                  on_revoke=lambda: worker_box[0].on_revoke(),
-                                 session_timeout_ms=c.session_timeout_ms,
+                                 session_timeout_ms=s.session_timeout_ms,
                                  client_id=f"runstream-ingest-{os.getpid()}")
-            dead_letters = KafkaDeadLetters(c.kafka, c.dlq_topic)
-            origin = f"Kafka {c.kafka} topic {c.topic} (group {c.group})"
+            dead_letters = KafkaDeadLetters(s.kafka, s.dlq_topic)
+            origin = f"Kafka {s.kafka} topic {s.topic} (group {s.group})"
         else:
-            source = SpoolSource(c.spool_dir, c.home / "ingest")
-            dead_letters = FolderDeadLetters(c.deadletter_dir)
-            origin = f"spool {c.spool_dir}"
-        limiter = RunLimiter(c.limits, StoreCounterLoader(self._store), max_runs=c.max_cached_runs)
-        self.worker = Worker(source=source, sink=self._store, limiter=limiter, dead_letters=dead_letters,
-                             config=c, metrics=self.metrics, clock=self._clock)
+            source = SpoolSource(s.spool_dir, s.ingest_state_dir)
+            dead_letters = FolderDeadLetters(s.deadletter_dir)
+            origin = f"spool {s.spool_dir}"
+        limiter = RunLimiter(s.limits, StoreCounterLoader(store), max_runs=s.max_cached_runs)
+        self.worker = Worker(source=source, sink=store, limiter=limiter, dead_letters=dead_letters,
+                             config=s, metrics=self.metrics, clock=self._clock)
         worker_box.append(self.worker)
         if self._stopping.is_set():  # SIGTERM arrived while starting
             self.worker.stop()
-        if c.embedded_sink and c.serve_queries:
-            self._server = QueryServer(self._store.store, query_address(c.home), self._store.lock)
+        if owns_home and s.serve_queries:
+            self._server = QueryServer(StoreQueries(store), query_address(s.home),
+                                       sync=self._sync, release=self._release, info={"role": self.role})
             self._server.start()
-        metrics_note = f"; metrics on http://localhost:{c.metrics_port}/metrics" if c.metrics_port else ""
+        metrics_note = f"; metrics on http://localhost:{s.metrics_port}/metrics" if s.metrics_port else ""
         self._progress(f"ingesting {origin} into {where}{metrics_note}")
         return self.worker
 
-    def _until_up(self, action: Callable[[], Any], what: str, *, retry: bool) -> Any:
+    def _take_home(self) -> None:
+        s = self.settings
+        lock = self._lock = HomeLock(s.home)
+        if self.role == ON_DEMAND_ROLE:
+            # Started by a reader: when anyone else owns the home, there is nothing to do.
+            if not lock.try_acquire(self.role, query_address=query_address(s.home)):
+                raise HomeBusy(f"{s.home} already has an owner")
+            return
+
+        def on_wait(holder: dict[str, Any] | None) -> None:
+            if holder and holder.get("role") == ON_DEMAND_ROLE and QueryClient(query_address(s.home)).release():
+                self._progress(f"taking {s.home} over from the reader-started owner (pid {holder.get('pid')})")
+                return
+            self._progress(f"waiting for pid {holder.get('pid') if holder else '?'} "
+                           f"({holder.get('role') if holder else 'unknown'}) to release {s.home}")
+
+        ok = lock.acquire(self.role, timeout_s=self._lock_wait_s, query_address=query_address(s.home),
+                          stop=self._stopping, on_wait=on_wait)
+        if not ok and self._stopping.is_set():
+            raise Interrupted("stopped while waiting for the home lock")
+        if not ok:
+            holder = lock.holder() or {}
+            raise HomeBusy(f"{s.home} is owned by pid {holder.get('pid', '?')} ({holder.get('role', '?')}); "
+                           "only one process may use a home's spool or chDB at a time")
+
+    def _until_up(self, action: Callable[[], T], what: str, *, retry: bool) -> T:
         """Run ``action``; servers that are not up yet (compose start order) are waited for until :meth:`stop`."""
-        delay = self.config.retry_initial_s
-        attempt = 0
+        backoff = Backoff(initial_s=self.settings.retry_initial_s, max_s=self.settings.retry_max_s)
         while True:
             try:
                 return action()
-            except (SinkError, SourceError) as exc:
+            except (StoreError, SourceError, DeadLetterError) as exc:
                 if not retry or self._stopping.is_set():
                     raise
-                attempt += 1
-                if attempt == 1 or attempt % 10 == 0:
+                delay = backoff.next_delay()
+                if backoff.failures == 1 or backoff.failures % 10 == 0:
                     self._progress(f"{what} is not available yet ({exc}); retrying (backoff up to "
-                                   f"{self.config.retry_max_s:.0f}s)")
+                                   f"{self.settings.retry_max_s:.0f}s)")
                 if self._stopping.wait(delay):
                     raise
-                delay = min(delay * 2, self.config.retry_max_s)
 
-    def run(self, *, report_every_s: float = 30.0, until_idle_s: float | None = None) -> None:
+    # -- readers' requests (on the query socket's threads) ----------------------------------------
+
+    def idle_s(self) -> float:
+        """Seconds since a reader last asked anything on the query socket (or since start); 0 while answering."""
+        server = self._server
+        if server is not None and server.busy:
+            return 0.0
+        last = server.last_request if server is not None else None
+        return time.monotonic() - (last if last is not None else self._started)
+
+    def _sync(self, timeout_s: float) -> bool:
+        """Wait until everything the spool holds now is ingested and committed (False on timeout)."""
+        worker = self.worker
+        if worker is None or not isinstance(worker.source, SpoolSource):
+            return True  # Kafka: readers wait for their own writes instead
+        request = _SyncRequest(worker.source.end_positions())
+        if worker.source.covers(request.positions):
+            return True  # nothing new since the last commit (reads only the committed positions and files)
+        with self._syncs_lock:
+            self._syncs.append(request)
+        try:
+            return request.done.wait(timeout_s)
+        finally:
+            with self._syncs_lock:
+                if request in self._syncs:
+                    self._syncs.remove(request)
+
+    def _release(self) -> bool:
+        if self.role != ON_DEMAND_ROLE:
+            return False
+        self._progress("a `runstream ingest` or server wants this home: stepping down")
+        self.stop()
+        return True
+
+    def _answer_syncs(self, worker: Worker) -> None:
+        with self._syncs_lock:
+            waiting = list(self._syncs)
+        if not waiting:
+            return
+        source = worker.source
+        assert isinstance(source, SpoolSource)
+        if not all(source.covers(r.positions) for r in waiting):
+            if worker.buffered_rows or source.has_uncommitted():
+                worker.flush()  # a reader waits: commit now rather than at the next interval
+        for request in waiting:
+            if source.covers(request.positions):
+                request.done.set()
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def run(self, *, report_every_s: float = 30.0, until_idle_s: float | None = None,
+            should_stop: Callable[[], bool] | None = None) -> None:
         """Run the worker until :meth:`stop`; a status line every ``report_every_s``.
 
         ``until_idle_s``: also stop once nothing new arrived for that long (``runstream ingest --once``).
+        ``should_stop``: asked every loop (an on-demand owner's idle and parent checks).
         """
         worker = self.worker if self.worker is not None else self.start()
         next_report = time.monotonic() + report_every_s
@@ -198,6 +264,10 @@ class IngestService:
                 elif until_idle_s is not None and time.monotonic() - last_message >= until_idle_s:
                     if worker.flush():
                         break
+                if isinstance(worker.source, SpoolSource):
+                    self._answer_syncs(worker)
+                if should_stop is not None and should_stop():
+                    break
                 if time.monotonic() >= next_report:
                     next_report = time.monotonic() + report_every_s
                     backlog = worker.source.backlog_bytes()
@@ -229,25 +299,7 @@ class IngestService:
             self._lock.release()
             self._lock = None
         if self._metrics_server is not None:
-            server, thread = self._metrics_server
+            server, _thread = self._metrics_server
             server.shutdown()
             server.server_close()
             self._metrics_server = None
-
-
-def drain_spool(store: Any, home: Path, *, limits: RunLimits, deadline: float,
-                registry: CollectorRegistry | None = None) -> bool:
-    """Ingest what the spool holds now into ``store`` (the caller holds the home lock); True when all committed."""
-    config = IngestConfig(home=home, metrics_port=None, limits=limits, serve_queries=False)
-    worker = Worker(
-        source=SpoolSource(config.spool_dir, home / "ingest"),
-        sink=store,
-        limiter=RunLimiter(limits, StoreCounterLoader(store)),
-        dead_letters=FolderDeadLetters(config.deadletter_dir),
-        config=config,
-        metrics=IngestMetrics(registry if registry is not None else CollectorRegistry()),
-    )
-    try:
-        return worker.drain(deadline=deadline)
-    finally:
-        worker.source.close()

@@ -16,8 +16,10 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
+from schemas.kafka_client import ensure_topics as create_missing_topics
+from schemas.kafka_client import kafka
 from schemas.spool import SEGMENT_MAGIC, SpoolCorruption, SpoolRecord, list_segments, read_segment, seal_abandoned
 
 from .errors import SourceError
@@ -71,29 +73,15 @@ class Source(Protocol):
 # -- Kafka ---------------------------------------------------------------------------------------
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], *, timeout_s: float = 30.0) -> list[str]:
+def ensure_topics(bootstrap: str, topics: dict[str, int], *, replication_factor: int = -1,
+                  timeout_s: float = 30.0) -> list[str]:
     """Create missing topics (auto-creation is off on runstream's brokers); returns the ones created."""
-    from ._kafka import kafka
-
+    options = {"bootstrap_servers": [b.strip() for b in bootstrap.split(",")]}
     try:
-        admin = kafka.admin.KafkaAdminClient(bootstrap_servers=bootstrap, client_id="runstream-ingest-admin",
-                                             request_timeout_ms=int(timeout_s * 1000))
-    except Exception as exc:
-        raise SourceError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    try:
-        existing = set(admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            new = [kafka.admin.NewTopic(t, num_partitions=topics[t], replication_factor=1) for t in missing]
-            try:
-                admin.create_topics(new)
-            except kafka.errors.TopicAlreadyExistsError:
-                pass  # another worker created it a moment ago
-        return missing
+        return create_missing_topics(options, topics, replication_factor=replication_factor, timeout_s=timeout_s,
+                                     client_id="runstream-ingest-admin")
     except Exception as exc:
         raise SourceError(f"cannot create topics {sorted(topics)} on {bootstrap}: {exc}") from exc
-    finally:
-        admin.close()
 
 
 class KafkaSource:
@@ -116,8 +104,6 @@ class KafkaSource:
     def __init__(self, *, bootstrap: str, topic: str, group: str, on_revoke: Callable[[], None],
                  session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest",
                  join_stall_s: float = JOIN_STALL_S, monotonic: Callable[[], float] = time.monotonic) -> None:
-        from ._kafka import kafka
-
         self._kafka = kafka
         self.topic = topic
         self._group = group
@@ -547,6 +533,29 @@ class SpoolSource:
         pass
 
     ready = True
+
+    def end_positions(self) -> dict[str, int]:
+        """Every segment's size now: what :meth:`covers` later checks was ingested (thread-safe: files only)."""
+        positions: dict[str, int] = {}
+        for path in list_segments(self.spool_dir):
+            try:
+                positions[path.stem] = path.stat().st_size
+            except FileNotFoundError:
+                continue  # ingested and removed meanwhile
+        return positions
+
+    def covers(self, positions: Mapping[str, int]) -> bool:
+        """True when every segment of ``positions`` is committed up to its size there, or removed (all read)."""
+        for stem, size in positions.items():
+            if self._committed.get(stem, 0) >= size:
+                continue
+            if any((self.spool_dir / f"{stem}{suffix}").exists() for suffix in (".open", ".seg")):
+                return False
+        return True
+
+    def has_uncommitted(self) -> bool:
+        """True when records were read (or segments finished) since the last commit."""
+        return bool(self._pending or self._done)
 
     def backlog_bytes(self) -> int | None:
         total = 0

@@ -9,12 +9,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Mapping, Sequence
 
+from schemas.kafka_client import kafka
+from store.errors import StoreError, sink_error
+
 from .dlq import DeadLetter
-from .errors import SinkError
+from .errors import DeadLetterError
 from .limits import RunCounters
 from .message import RawMessage
+from .source import ensure_topics
 
 __all__ = [
     "InMemorySink",
@@ -24,7 +29,6 @@ __all__ = [
     "create_topic",
     "produce",
     "wait_until",
-    "IngestProcess",
 ]
 
 
@@ -35,17 +39,17 @@ class InMemorySink:
         self.tables: dict[str, list[dict[str, Any]]] = {}
         self.writes: list[tuple[str, int]] = []
         self.down = False
-        """While True every write raises ``SinkError``."""
+        """While True every write raises ``StoreError``."""
         self.fail_next = 0
-        """This many more writes raise ``SinkError``."""
+        """This many more writes raise ``StoreError``."""
         self.closed = False
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         if self.down:
-            raise SinkError("in-memory sink is down")
+            raise sink_error("in-memory sink is down")
         if self.fail_next > 0:
             self.fail_next -= 1
-            raise SinkError("in-memory sink failed on purpose")
+            raise sink_error("in-memory sink failed on purpose")
         names = list(columns)
         lengths = {len(columns[n]) for n in names}
         if len(lengths) != 1:
@@ -120,7 +124,7 @@ class MemoryDeadLetters:
 
     def send(self, letters: Sequence[DeadLetter]) -> None:
         if self.down:
-            raise SinkError("dead letters are down")
+            raise DeadLetterError("dead letters are down")
         self.letters.extend(letters)
 
     def close(self) -> None:
@@ -128,7 +132,7 @@ class MemoryDeadLetters:
 
 
 class FixedCounterLoader:
-    """Returns preset counters (a copy), counting calls; ``down`` makes it raise ``SinkError``."""
+    """Returns preset counters (a copy), counting calls; ``down`` makes it raise ``StoreError``."""
 
     def __init__(self, counters: Mapping[str, RunCounters] | None = None) -> None:
         self.counters = dict(counters or {})
@@ -137,7 +141,7 @@ class FixedCounterLoader:
 
     def load(self, runs: Sequence[tuple[str, str]]) -> Mapping[str, RunCounters]:
         if self.down:
-            raise SinkError("counter store is down")
+            raise StoreError("counter store is down")
         self.calls.append(list(runs))
         out = {}
         for _, run_id in runs:
@@ -152,15 +156,11 @@ class FixedCounterLoader:
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     """Create ``topic`` (auto-creation is off on runstream's brokers)."""
-    from .source import ensure_topics
-
     ensure_topics(bootstrap, {topic: partitions})
 
 
 def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Send ``(key, value)`` pairs and wait until the broker has them all."""
-    from ._kafka import kafka
-
     producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
                                    max_request_size=2 * 1024 * 1024)
     try:
@@ -174,8 +174,6 @@ def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, b
 
 def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.2, what: str = "condition") -> Any:
     """Poll ``predicate()`` until it returns something truthy; AssertionError after ``timeout_s``."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     last: Any = None
     while time.monotonic() < deadline:
@@ -184,56 +182,3 @@ def wait_until(predicate: Any, *, timeout_s: float, interval_s: float = 0.2, wha
             return last
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what} (last: {last!r})")
-
-
-class IngestProcess:
-    """``runstream ingest`` in a subprocess, output in ``log_path``; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
-
-    def __init__(self, args: Sequence[str], log_path: Any, env: Mapping[str, str] | None = None) -> None:
-        import os
-        import sys
-
-        self.args = [sys.executable, "-m", "consumers.cli", "ingest", "--metrics-port", "0", *args]
-        self.log_path = log_path
-        # Configured by its arguments and ``env`` only: RUNSTREAM_* of the calling shell (``make test``
-        # exports the stack's) must not turn an embedded worker into a Kafka one.
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
-        self.env = {**inherited, **(env or {})}
-        self.proc: Any = None
-
-    def start(self) -> IngestProcess:
-        import subprocess
-
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                     stdin=subprocess.DEVNULL)
-        log.close()
-        return self
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-
-    def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        import signal
-
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return int(self.proc.wait(timeout=timeout_s))
-
-    def output(self) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def __enter__(self) -> IngestProcess:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.kill()

@@ -35,13 +35,15 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from prometheus_client import CollectorRegistry
 
+from schemas.backoff import Backoff
 from schemas.errors import DecodeError
 from schemas.records import FINAL_STATUSES, Event, RunStatusChanged
+from schemas.settings import IngestSettings
+from store.errors import StoreError
 
-from .config import IngestConfig
 from .decode import check_key, decode_message
 from .dlq import DeadLetter, DeadLetters
-from .errors import InvalidEvent, SinkError, SourceError
+from .errors import DeadLetterError, InvalidEvent, SourceError
 from .limits import RunLimiter
 from .message import RawMessage
 from .metrics import IngestMetrics
@@ -55,7 +57,7 @@ log = logging.getLogger("runstream.ingest")
 
 
 class EventSinkLike(Protocol):
-    """What the worker needs of ``consumers.store.base.EventSink``."""
+    """What the worker needs of ``store.base.EventSink``."""
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None: ...
 
@@ -76,7 +78,7 @@ class Worker:
         sink: EventSinkLike,
         limiter: RunLimiter,
         dead_letters: DeadLetters,
-        config: IngestConfig,
+        config: IngestSettings,
         metrics: IngestMetrics | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -101,7 +103,6 @@ class Worker:
         self._first_buffered: float | None = None
         self._stop = threading.Event()
         self._stop_deadline = float("inf")
-        self._outer_deadline = float("inf")  # drain(): no retry may outlive it
         self._flushing = False
         self._abandon = False
         self._paused = False
@@ -163,24 +164,6 @@ class Worker:
         if self._due():
             self.flush()
         return len(messages)
-
-    def drain(self, *, deadline: float) -> bool:
-        """Ingest until the source has nothing more, then flush; True when all of it was committed.
-
-        Used by readers in embedded mode (they own chDB for the duration).
-        """
-        self._outer_deadline = deadline
-        try:
-            while self._monotonic() < deadline:
-                messages = self.source.poll(self.config.poll_max_records, 0.0)
-                if not messages:
-                    break
-                self.process(messages)
-                if self._due() and not self.flush(deadline=deadline):
-                    return False
-            return self.flush(deadline=deadline)
-        finally:
-            self._outer_deadline = float("inf")
 
     def _due(self) -> bool:
         if self._polled == 0:
@@ -288,39 +271,37 @@ class Worker:
         Returns False when ``deadline`` (monotonic) passed, stopping passed its
         deadline, or a rebalance asked to abandon the batch.
         """
-        backoff = self.config.retry_initial_s
-        failures = 0
+        backoff = Backoff(initial_s=self.config.retry_initial_s, max_s=self.config.retry_max_s)
         while True:
             try:
                 action()
                 if self._paused:
                     self.source.resume()
                     self._paused = False
-                    log.info("%s succeeded after %d failed attempt(s); resuming", what, failures)
+                    log.info("%s succeeded after %d failed attempt(s); resuming", what, backoff.failures)
                 return True
-            except SinkError as exc:
+            except (StoreError, DeadLetterError) as exc:
                 failure: Exception = exc
             except Exception as exc:  # an adapter bug or an unexpected driver error: retry, loudly
                 log.exception("unexpected error while %s", what)
                 failure = exc
-            failures += 1
+            delay = backoff.next_delay()
             self.metrics.clickhouse_insert_errors.inc()
             if not self._paused:
                 self.source.pause()
                 self._paused = True
-            if failures == 1 or failures % 10 == 0:
-                log.warning("%s failed (%s); retrying in %.1fs with the source paused", what, failure, backoff)
-            limit = min(deadline if deadline is not None else float("inf"), self._outer_deadline)
+            if backoff.failures == 1 or backoff.failures % 10 == 0:
+                log.warning("%s failed (%s); retrying in %.1fs with the source paused", what, failure, delay)
+            limit = deadline if deadline is not None else float("inf")
             if self._stop.is_set():
                 limit = min(limit, self._stop_deadline)
-            if self._abandon or self._monotonic() + backoff > limit:
+            if self._abandon or self._monotonic() + delay > limit:
                 return False
-            self._stop.wait(backoff) if not self._stop.is_set() else time.sleep(min(backoff, 0.2))
+            self._stop.wait(delay) if not self._stop.is_set() else time.sleep(min(delay, 0.2))
             try:
                 self.source.idle()
             except SourceError as exc:
                 log.debug("source idle failed: %s", exc)
-            backoff = min(backoff * 2, self.config.retry_max_s)
 
     def _write_batch(self) -> None:
         if self._letters and not self._letters_sent:
@@ -335,8 +316,8 @@ class Worker:
             started = time.perf_counter()
             try:
                 self.sink.write(table, columns)
-            except SinkError as exc:
-                if getattr(exc, "retriable", True) or table == "writer_progress":
+            except StoreError as exc:
+                if exc.retriable or table == "writer_progress":
                     raise
                 self._strikes[table] = self._strikes.get(table, 0) + 1
                 if self._strikes[table] < self.POISON_STRIKES:
@@ -349,7 +330,7 @@ class Worker:
     POISON_STRIKES = 3
     """Non-retriable refusals of one table's batch before its messages are written one by one."""
 
-    def _isolate(self, table: str, columns: Mapping[str, Sequence[Any]], first: SinkError) -> None:
+    def _isolate(self, table: str, columns: Mapping[str, Sequence[Any]], first: StoreError) -> None:
         """The server keeps refusing ``table``'s rows as invalid: write them message by message and
         dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition."""
         log.error("ClickHouse refuses %s rows as invalid (%s); writing them message by message", table, first)
@@ -360,8 +341,8 @@ class Worker:
             part = {c: v[start:end] for c, v in columns.items()}
             try:
                 self.sink.write(table, part)
-            except SinkError as exc:
-                if getattr(exc, "retriable", True):
+            except StoreError as exc:
+                if exc.retriable:
                     raise
                 message = self._messages[owner]
                 log.error("dead-lettering %s@%d: ClickHouse refuses its %s rows: %s", message.source,
@@ -381,7 +362,7 @@ class Worker:
                         "detail": [letter.detail], "event_type": [""], "source": [m.source],
                         "source_offset": [m.offset], "item": [WHOLE_EVENT], "created_ms": [m.timestamp_ms],
                         "rejected_ms": [now_ms]})
-                except SinkError:
+                except StoreError:
                     log.warning("could not record the sink rejection of %s@%d", m.source, m.offset)
 
     def flush(self, deadline: float | None = None) -> bool:

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import schemas  # noqa: E402
-from consumers.config import IngestConfig  # noqa: E402
+from schemas.settings import IngestSettings  # noqa: E402
 from consumers.service import IngestService  # noqa: E402
 from schemas import RunStarted, RunStatusChanged, ScalarBatch  # noqa: E402
 
@@ -62,7 +62,7 @@ def embedded() -> tuple[int, float]:
     for key, value in messages:
         w.append(key, value)
     w.close()
-    service = IngestService(IngestConfig(home=home, metrics_port=None), progress=lambda m: None)
+    service = IngestService(IngestSettings(home=home, metrics_port=None), progress=lambda m: None)
     service.start()
     started = time.perf_counter()
     service.run(until_idle_s=0.2)
@@ -88,7 +88,7 @@ def stack() -> tuple[int, float]:
     producer.flush()
     producer.close()
     home = Path(tempfile.mkdtemp(prefix="runstream-measure-"))
-    config = IngestConfig(kafka=bootstrap, clickhouse=url, home=home, topic=name, group=name,
+    config = IngestSettings(kafka=bootstrap, clickhouse=url, home=home, topic=name, group=name,
                           dlq_topic=name + ".dlq", metrics_port=None, topic_partitions=4)
     service = IngestService(config, progress=lambda m: None)
     service.start()

@@ -27,6 +27,10 @@ from pathlib import Path
 # Run from a checkout without `pip install -e .` too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from consumers.service import IngestService  # noqa: E402
+from producers import Experiment, Run, Workspace  # noqa: E402
+from schemas.settings import IngestSettings  # noqa: E402
+
 EXPERIMENT = "sweep-demo"
 METRIC = "val_accuracy"
 EPOCHS = 30
@@ -47,8 +51,6 @@ def train(home: str, sweep_id: str, lr: float, wd: float, seed: int) -> tuple[st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from producers import Experiment, Workspace
 
     rng = random.Random(seed)
     # Too high a learning rate diverges a little, too low converges slowly; weight decay helps a bit.
@@ -90,45 +92,8 @@ def train(home: str, sweep_id: str, lr: float, wd: float, seed: int) -> tuple[st
         return run.id, accuracies[-1]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", default=".runstream", help="runstream home for the demo (default: ./.runstream)")
-    parser.add_argument("--processes", type=int, default=len(GRID), help="parallel training processes (default: 8)")
-    args = parser.parse_args()
-    home = Path(args.home).absolute()
-    started = time.monotonic()
-    sweep_id = uuid.uuid4().hex[:8]
-    say(f"runstream demo: sweep {sweep_id}, {len(GRID)} runs in {args.processes} parallel processes, "
-        f"embedded mode (spool + chDB under {home})")
-
-    # 1. The sweep: each run logs to the spool from its own process.
-    context = multiprocessing.get_context("spawn")  # fresh interpreters, as separate training jobs would be
-    with context.Pool(args.processes) as pool:
-        pending = [pool.apply_async(train, (str(home), sweep_id, lr, wd, seed))
-                   for seed, (lr, wd) in enumerate(GRID)]
-        for done, result in enumerate(pending, 1):
-            run_id, final = result.get(timeout=300)
-            say(f"  [{done}/{len(GRID)}] {run_id} finished ({METRIC} {final:.4f})")
-    say(f"sweep logged in {time.monotonic() - started:.1f}s; spool: {home / 'spool'}")
-
-    # 2. Ingest: what `runstream ingest` does, once, in this process.
-    from consumers.config import IngestConfig
-    from consumers.service import IngestService
-
-    t0 = time.monotonic()
-    say("ingesting the spool into chDB (validation, per-run limits, exactly-once writes)...")
-    service = IngestService(IngestConfig(home=home, metrics_port=None), progress=lambda m: say(f"  {m}"))
-    try:
-        service.start()
-        service.run(until_idle_s=0.3, report_every_s=5.0)
-        ingested = service.worker.committed_messages if service.worker else 0
-    finally:
-        service.close()
-    say(f"  {ingested} messages ingested in {time.monotonic() - t0:.1f}s")
-
-    # 3. Read back through the same Run API and rank the runs.
-    from producers import Experiment, Workspace
-
+def _leaderboard(home: Path, sweep_id: str) -> Run:
+    """Read the sweep back through the same Run API, rank the runs, print the board; returns the best run."""
     with Workspace(home=home) as ws:
         experiment = Experiment(ws, EXPERIMENT)
         board = []
@@ -150,6 +115,43 @@ def main() -> int:
         say("")
         say(f"Best run {best_run.id}: also logged lr_schedule (row metric, columns {sorted(extras['lr_schedule'])}), "
             f"confusion_matrix (table), curves (image {extras['curves']}), files {best_run.get_file_names()}")
+        return best_run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default=".runstream", help="runstream home for the demo (default: ./.runstream)")
+    parser.add_argument("--processes", type=int, default=len(GRID), help="parallel training processes (default: 8)")
+    args = parser.parse_args()
+    home = Path(args.home).absolute()
+    started = time.monotonic()
+    sweep_id = uuid.uuid4().hex[:8]
+    say(f"runstream demo: sweep {sweep_id}, {len(GRID)} runs in {args.processes} parallel processes, "
+        f"embedded mode (spool + chDB under {home})")
+
+    # 1. The sweep: each run logs to the spool from its own process.
+    context = multiprocessing.get_context("spawn")  # fresh interpreters, as separate training jobs would be
+    with context.Pool(args.processes) as pool:
+        pending = [pool.apply_async(train, (str(home), sweep_id, lr, wd, seed))
+                   for seed, (lr, wd) in enumerate(GRID)]
+        for done, result in enumerate(pending, 1):
+            run_id, final = result.get(timeout=300)
+            say(f"  [{done}/{len(GRID)}] {run_id} finished ({METRIC} {final:.4f})")
+    say(f"sweep logged in {time.monotonic() - started:.1f}s; spool: {home / 'spool'}")
+
+    # 2. Ingest: what `runstream ingest` does, once, in this process. While the service is open
+    # this process owns the home, and the reads below ask it over the home's query socket.
+    t0 = time.monotonic()
+    say("ingesting the spool into chDB (validation, per-run limits, exactly-once writes)...")
+    service = IngestService(IngestSettings(home=home, metrics_port=None), progress=lambda m: say(f"  {m}"))
+    try:
+        service.start()
+        service.run(until_idle_s=0.3, report_every_s=5.0)
+        ingested = service.worker.committed_messages if service.worker else 0
+        say(f"  {ingested} messages ingested in {time.monotonic() - t0:.1f}s")
+        best_run = _leaderboard(home, sweep_id)
+    finally:
+        service.close()
 
     say("")
     say(f"Where the data lives (delete the folder to start over):")

@@ -16,6 +16,8 @@ Diagnostics go to ``logging.getLogger("runstream")`` (a NullHandler here;
 
 import logging as _logging
 
+from schemas.settings import WorkspaceSettings
+
 from .errors import (
     BufferFull,
     ConfigurationError,
@@ -29,11 +31,9 @@ from .errors import (
     SdkError,
     TransportError,
 )
-from .experiment import Experiment
+from .jobs.config import JobEnvironment, ScriptRunConfig
 from .log_handler import RunLogHandler
-from .run import Run
-from .settings import WorkspaceSettings
-from .submit import JobEnvironment, ScriptRunConfig
+from .run import Experiment, Run
 from .workspace import Workspace
 
 _logging.getLogger("runstream").addHandler(_logging.NullHandler())

@@ -10,16 +10,18 @@ for Azure ML's SDK that catches those keeps working::
         ├── RunNotActive                      logging to a completed/failed/canceled run
         ├── TransportError      (retriable)   Kafka or the spool could not take the bytes
         │   └── BufferFull                    memory bound hit and nothing drains (on_buffer_full="raise")
-        ├── ConfigurationError  (ValueError)  bad Workspace settings or runstream.json
         ├── ReadError                          reading runs back failed
         │   ├── RunNotFound     (LookupError)
         │   └── IngestNotRunning              Kafka mode, events not visible: no `runstream ingest`?
         └── JobFailed                          a submitted script failed (wait_for_completion)
+
+Bad settings raise :class:`schemas.errors.ConfigurationError` (a ``ValueError``),
+shared with every other process and re-exported here for the SDK's users.
 """
 
 from __future__ import annotations
 
-from schemas.errors import PipelineError
+from schemas.errors import ConfigurationError, PipelineError
 
 __all__ = [
     "SdkError",
@@ -66,10 +68,6 @@ class BufferFull(TransportError):
     """
 
 
-class ConfigurationError(SdkError, ValueError):
-    """Workspace settings or ``runstream.json`` are invalid."""
-
-
 class ReadError(SdkError):
     """Reading runs back failed."""
 
@@ -82,7 +80,6 @@ class IngestNotRunning(ReadError):
     """Events were sent to Kafka but did not become visible in time: is `runstream ingest` running?"""
 
     retriable = True
-
 
 
 class JobFailed(SdkError):

@@ -29,10 +29,12 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from schemas.spool import SEGMENT_MAGIC, SpoolCorruption, SpoolRecord, SpoolWriter, list_segments, read_segment
+from schemas.backoff import Backoff
+from schemas.spool import SEGMENT_MAGIC, SpoolRecord, list_segments
 
 from .errors import TransportError
-from .kafka_transport import KafkaTransport, SendHandle, is_poison
+from .kafka_transport import KafkaTransport, SendHandle
+from .outbox import keep_rejected, replay_segment
 from .transport import ResilientSpoolWriter
 
 __all__ = ["FailoverTransport"]
@@ -294,7 +296,7 @@ class FailoverTransport:
     # -- the replayer thread ---------------------------------------------------
 
     def _replayer(self) -> None:
-        backoff = self._retry_initial
+        backoff = Backoff(initial_s=self._retry_initial, max_s=self._retry_max)
         next_attempt = 0.0
         while True:
             self._wake.wait(0.5)
@@ -312,8 +314,7 @@ class FailoverTransport:
                 kafka = self._connect()
             except TransportError as exc:
                 _log.debug("Kafka still unreachable: %s", exc)
-                next_attempt = self._clock() + backoff
-                backoff = min(backoff * 2, self._retry_max)
+                next_attempt = self._clock() + backoff.next_delay()
                 continue
             try:
                 replayed = self._replay_into(kafka)
@@ -322,10 +323,9 @@ class FailoverTransport:
                 replayed = None
             if replayed is None:
                 kafka.abort()
-                next_attempt = self._clock() + backoff
-                backoff = min(backoff * 2, self._retry_max)
+                next_attempt = self._clock() + backoff.next_delay()
                 continue
-            backoff = self._retry_initial
+            backoff.reset()
             _log.warning("Kafka answers again: %d outbox message(s) replayed; sending directly", replayed)
 
     def _replay_into(self, kafka: KafkaTransport) -> int | None:
@@ -335,37 +335,25 @@ class FailoverTransport:
         while not self._closing:
             for segment in self._own_segments():
                 stem = segment.stem
-                chunk: list[SpoolRecord] = []
-                chunk_bytes = 0
+
+                def progress(end: int, _sent: int, stem: str = stem) -> None:
+                    done[stem] = end
+
                 try:
-                    items = list(read_segment(segment, done.get(stem, 0)))
+                    result = replay_segment(kafka, self.topic, segment, done.get(stem, 0), timeout_s=2 * self._stall,
+                                            reject=self._reject, on_chunk=progress, stop=lambda: self._closing,
+                                            chunk_records=self._chunk_records, chunk_bytes=self._chunk_bytes)
                 except FileNotFoundError:
-                    # Renamed .open -> .seg while we looked; the next pass reads it under its new name.
-                    continue
-                for item in items:
-                    if isinstance(item, SpoolCorruption):
-                        # Our own half-written frame from a failed append; that message
-                        # was appended again afterwards, so the segment ends here.
-                        done[stem] = item.offset + len(item.data)
-                        break
-                    chunk.append(item)
-                    chunk_bytes += len(item.value)
-                    if len(chunk) >= self._chunk_records or chunk_bytes >= self._chunk_bytes:
-                        if not self._send_chunk(kafka, chunk):
-                            return None
-                        sent += len(chunk)
-                        done[stem] = chunk[-1].next_offset
-                        chunk, chunk_bytes = [], 0
-                if chunk:
-                    if not self._send_chunk(kafka, chunk):
-                        return None
-                    sent += len(chunk)
-                    done[stem] = chunk[-1].next_offset
+                    continue  # renamed .open -> .seg while we looked; the next pass reads it under its new name
+                if result is None:
+                    return None
+                sent += result.sent
+                if result.corruption is not None:
+                    # Our own half-written frame from a failed append; that message was
+                    # appended again afterwards, so the segment ends here.
+                    done[stem] = result.corruption.offset + len(result.corruption.data)
                 if segment.suffix == ".seg":
-                    try:
-                        segment.unlink()
-                    except FileNotFoundError:
-                        pass
+                    segment.unlink(missing_ok=True)
                     done.pop(stem, None)
             with self._lock:
                 try:
@@ -393,35 +381,6 @@ class FailoverTransport:
                 return False
         return True
 
-    def _send_chunk(self, kafka: KafkaTransport, chunk: list[SpoolRecord]) -> bool:
-        try:
-            futures = [kafka.send_async(self.topic, record.key, record.value) for record in chunk]
-        except TransportError as exc:
-            _log.debug("replay send failed: %s", exc)
-            return False
-        # Wait in short steps so close() is never held up by a silent broker.
-        deadline = self._clock() + 2 * self._stall
-        while not kafka.wait_for(futures, 0.1):
-            if self._closing or self._clock() >= deadline:
-                return False
-        if all(f.succeeded() for f in futures):
-            return True
-        for record, future in zip(chunk, futures):
-            if future.failed() and is_poison(future.exception):
-                self._reject(record, future.exception)
-            elif not future.succeeded():
-                _log.debug("replay delivery failed: %s", future.exception)
-                return False
-        return True
-
     def _reject(self, record: SpoolRecord, exc: BaseException | None) -> None:
         """The broker refuses this message for good; keep it on disk, never drop it silently."""
-        rejected = self.outbox / "rejected"
-        try:
-            writer = SpoolWriter(rejected, self.writer_id)
-            writer.append(record.key, record.value)
-            writer.seal()
-        except OSError as err:
-            _log.error("could not keep a rejected message (%s) in %s: %s", exc, rejected, err)
-            return
-        _log.error("Kafka refused a %d-byte message (%s); kept in %s", len(record.value), exc, rejected)
+        keep_rejected(self.outbox, self.writer_id, record, exc)

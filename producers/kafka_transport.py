@@ -14,21 +14,14 @@ from __future__ import annotations
 
 import logging
 import threading
-import warnings
 from typing import Any, Mapping
 
-# kafka-python 3.0.12 reads its protocol schemas with importlib.resources.read_text,
-# deprecated on Python 3.11; the warning says nothing to our users.
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", r"(read_text|open_text) is deprecated", DeprecationWarning)
-    import kafka.errors as kafka_errors
-    from kafka import KafkaProducer
-    from kafka.admin import KafkaAdminClient
-    from kafka.net.compat import KafkaNetClient
+from schemas.errors import ConfigurationError
+from schemas.kafka_client import KafkaNetClient, ensure_topics, kafka
 
-from .errors import ConfigurationError, TransportError
+from .errors import TransportError
 
-__all__ = ["KafkaTransport", "ensure_topic", "open_admin_client", "SendHandle", "is_poison"]
+__all__ = ["KafkaTransport", "ensure_topic", "SendHandle", "is_poison"]
 
 _log = logging.getLogger("runstream.kafka")
 
@@ -37,41 +30,16 @@ SendHandle = Any
 
 
 _POISON = (
-    kafka_errors.MessageSizeTooLargeError,
-    kafka_errors.RecordListTooLargeError,
-    kafka_errors.InvalidRecordError,
-    kafka_errors.CorruptRecordError,
+    kafka.errors.MessageSizeTooLargeError,
+    kafka.errors.RecordListTooLargeError,
+    kafka.errors.InvalidRecordError,
+    kafka.errors.CorruptRecordError,
 )
 
 
 def is_poison(exc: BaseException | None) -> bool:
     """True when the broker refused the message itself (too large, invalid): sending it again cannot work."""
     return isinstance(exc, _POISON)
-
-
-
-def open_admin_client(**configs: Any) -> Any:
-    """A connected ``KafkaAdminClient``; nothing left running when it cannot connect.
-
-    kafka-python 3.0.12 starts the client's IO thread in ``__init__`` before it
-    bootstraps, and a failed bootstrap raises without stopping that thread: a
-    caller retrying against a dead broker (the outbox replayer, the exporter's
-    polls) would gain a thread and its sockets per attempt. Building the object
-    first keeps a handle to stop them. kafka-python's own error is re-raised.
-    """
-    admin = KafkaAdminClient.__new__(KafkaAdminClient)
-    try:
-        admin.__init__(**configs)
-    except BaseException:
-        for part, method in (("_client", "close"), ("_net", "stop"), ("_metrics", "close")):
-            target = getattr(admin, part, None)
-            if target is not None:
-                try:
-                    getattr(target, method)()
-                except Exception:  # best effort: the bootstrap error is the one to report
-                    pass
-        raise
-    return admin
 
 
 def ensure_topic(
@@ -87,33 +55,12 @@ def ensure_topic(
     Another process creating it at the same moment is fine. Raises
     :class:`TransportError` when the cluster cannot be reached.
     """
-    timeout_ms = int(timeout_s * 1000)
     try:
-        admin = open_admin_client(
-            **options,
-            client_id="runstream-sdk-admin",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
-    except kafka_errors.KafkaError as exc:
-        raise TransportError(f"Kafka admin connection failed: {exc}") from exc
-    try:
-        if topic in set(admin.list_topics()):
-            return False
-        try:
-            admin.create_topics(
-                {topic: {"num_partitions": partitions, "replication_factor": replication_factor}},
-                timeout_ms=timeout_ms,
-                wait_for_metadata=True,
-            )
-        except kafka_errors.TopicAlreadyExistsError:
-            return False
-        _log.info("created Kafka topic %s with %d partitions", topic, partitions)
-        return True
-    except kafka_errors.KafkaError as exc:
-        raise TransportError(f"could not create Kafka topic {topic!r}: {exc}") from exc
-    finally:
-        admin.close()
+        created = ensure_topics(options, {topic: partitions}, replication_factor=replication_factor,
+                                timeout_s=timeout_s, client_id="runstream-sdk-admin")
+    except kafka.errors.KafkaError as exc:
+        raise TransportError(f"could not make sure Kafka topic {topic!r} exists: {exc}") from exc
+    return bool(created)
 
 
 class KafkaTransport:
@@ -153,7 +100,7 @@ class KafkaTransport:
             return client
 
         try:
-            self._producer = KafkaProducer(
+            self._producer = kafka.KafkaProducer(
                 **options,
                 kafka_client=client_factory,
                 client_id=client_id,
@@ -180,7 +127,7 @@ class KafkaTransport:
                     client.close()
                 except Exception:  # best effort: the connection error is the one to report
                     pass
-            if isinstance(exc, kafka_errors.KafkaError):
+            if isinstance(exc, kafka.errors.KafkaError):
                 raise TransportError(f"Kafka producer could not connect: {exc}") from exc
             if isinstance(exc, (TypeError, ValueError)):
                 raise ConfigurationError(f"bad Kafka client settings: {exc}") from exc
@@ -188,7 +135,7 @@ class KafkaTransport:
         try:
             # Fetch the topic's metadata now, so the first send does not stall on it.
             self._producer.partitions_for(topic)
-        except kafka_errors.KafkaError as exc:
+        except kafka.errors.KafkaError as exc:
             self.abort()
             raise TransportError(f"no metadata for topic {topic!r}: {exc}") from exc
 
@@ -196,7 +143,7 @@ class KafkaTransport:
         """Hand one message to the producer; returns its future (resolved when acknowledged or failed)."""
         try:
             return self._producer.send(topic, value=value, key=key)
-        except kafka_errors.KafkaError as exc:
+        except kafka.errors.KafkaError as exc:
             raise TransportError(f"Kafka send failed: {exc}") from exc
         except AssertionError as exc:  # kafka-python asserts on a closed/aborted producer
             raise TransportError(f"Kafka producer unusable: {exc}") from exc
@@ -239,9 +186,9 @@ class KafkaTransport:
         """Wait for every message sent so far to be acknowledged; False on timeout or a failed delivery."""
         try:
             self._producer.flush(timeout=timeout)
-        except kafka_errors.KafkaTimeoutError:
+        except kafka.errors.KafkaTimeoutError:
             return False
-        except kafka_errors.KafkaError as exc:
+        except kafka.errors.KafkaError as exc:
             _log.warning("Kafka flush failed: %s", exc)
             return False
         with self._failures_lock:
@@ -254,7 +201,7 @@ class KafkaTransport:
         """Deliver what is pending (up to ``timeout``), then close the producer."""
         try:
             self._producer.close(timeout=timeout)
-        except kafka_errors.KafkaError as exc:
+        except kafka.errors.KafkaError as exc:
             _log.warning("Kafka producer did not close cleanly (%s); aborting what is left", exc)
             self.abort()
 

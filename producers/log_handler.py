@@ -14,7 +14,7 @@ on the last one, cut in the middle to four times that length (the ingest
 side's rule).
 
 Inside a job started by ``experiment.submit()`` the job bootstrap attaches one
-to the root logger by itself (``producers._job_bootstrap``).
+to the root logger by itself (``producers.job_bootstrap``).
 
 The handler drops, never blocks on:
 
@@ -31,15 +31,14 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import Callable, Sequence
 
 from schemas.records import LogLine
 
 from .errors import RunNotActive
+from .run import Run
 from .values import truncate_middle
 
-if TYPE_CHECKING:
-    from .run import Run
 
 __all__ = ["RunLogHandler"]
 
@@ -79,8 +78,6 @@ class RunLogHandler(logging.Handler):
             if self._run_factory is not None:
                 run = self._run_factory()
             else:
-                from .run import Run
-
                 run = Run.get_context()
             self._run = run
         return run

@@ -1,622 +1,227 @@
-"""Reading runs back: the queries behind ``Run.get_metrics()`` and friends.
+"""Reading runs back from a training process: which store to ask, and the embedded home's owner.
 
-:class:`RunReader` answers with Azure ML's shapes, from ClickHouse (a server)
-or chDB (embedded, under ``$RUNSTREAM_HOME/chdb``):
+:func:`open_reader` builds the :class:`store.RunReader` behind ``Run.get_metrics()``
+and friends for a workspace:
 
-- ``get_metrics``: a name logged once -> the value; several times -> a list in
-  step order; ``log_list`` -> the list (several calls: a list of lists);
-  ``log_row`` / ``log_table`` -> a dict of column lists; an image -> a
-  reference string ``runstream://<run_id>/<file path>`` (several: a list),
-  which ``download_file`` accepts.
-- ``get_status``: "Running", "Completed", "Failed", "Canceled". A run still
-  "Running" whose heartbeats stopped for ``heartbeat_lost_s`` (default 300 s, or
-  three of the run's heartbeat intervals if longer) reads as "Failed" with a
-  "process lost" error. Computed at read time; nothing is written.
+- **A ClickHouse server** (``clickhouse`` set): it is queried directly, one
+  connection per read, with the workspace's credentials (a read-only user
+  works: readers never run DDL).
+- **chDB under the home** (nothing configured): chDB runs inside one process,
+  the home's *owner* (:mod:`store.home`), and this process asks it over the
+  home's query socket. When nobody owns the home, the first read starts an
+  owner in the background — ``runstream ingest --on-demand`` for this home —
+  and waits until it answers (a few seconds). That owner ingests the spool,
+  answers reads, and exits once nobody asked anything for ``owner_idle_s``
+  (30 s) or soon after the process that started it is gone; a `runstream
+  ingest` or `runstream server` that wants the home takes it over.
+- **The spool with a ClickHouse server** (``kafka`` unset, ``clickhouse`` set):
+  the owner ingests the spool into the server; reads go to the server.
 
-Every query deduplicates (``LIMIT 1 BY`` the message identity, or aggregates
-duplicates cannot change), so re-delivered messages never double a value
-before ClickHouse merges them.
+Whenever the home's spool feeds the store, each read first asks the owner to
+*sync*: everything the spool held at that moment is ingested before the read
+runs, so a script sees what it (or an earlier process) logged. In Kafka mode
+events become visible only when a ``runstream ingest`` consumes them; a read
+of this process's own events waits for them and otherwise says so
+(:class:`~producers.errors.IngestNotRunning`).
 
-**Read-your-writes** (:meth:`RunReader.wait_visible`): the SDK flushes its
-emitter and passes its ``writer_id`` and last ``seq``; the reader waits until
-``writer_progress`` shows that seq processed (bounded by ``visible_timeout_s``).
-
-**Who owns chDB** (embedded mode; chDB runs inside one process at a time): the
-home's ``owner.lock`` (:mod:`consumers.ownership`) decides.
-
-- A running ``runstream ingest`` holds it and answers queries on a local socket;
-  the reader sends its queries there.
-- Nobody holds it: the reader takes it for the duration of one read, ingests
-  whatever the spool holds (so a lone script sees what it logged without any
-  server or daemon), queries chDB directly, and lets go.
-- Another reader holds it: reads are short, the reader waits (``lock_wait_s``).
-
-In Kafka mode events become visible only when a ``runstream ingest`` consumes
-them; if they do not within ``visible_timeout_s``, :class:`IngestNotRunning`
-says so.
+The store's errors leave as the SDK's: ``RunNotFound``, ``IngestNotRunning``,
+``ReadError``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import math
 import os
+import sys
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import fields
+from typing import Any, ContextManager
 
+from schemas.backoff import Backoff
 from schemas.limits import RunLimits
-from schemas.records import LogLine
+from schemas.settings import ENV, WorkspaceSettings
+from store import (
+    HomeLock,
+    NotVisible,
+    OwnerUnavailable,
+    QueryClient,
+    ReadQueries,
+    RunReader,
+    StoreError,
+    query_address,
+    server_reads,
+)
+from store import RunNotFound as StoreRunNotFound
 
 from .errors import IngestNotRunning, ReadError, RunNotFound
 
-__all__ = ["ReadSettings", "RunRecord", "RunReader", "IMAGE_REF_PREFIX"]
+__all__ = ["open_reader", "HomeOwner", "OWNER_LOG"]
 
 log = logging.getLogger("runstream")
 
-IMAGE_REF_PREFIX = "runstream://"
-"""Images read back as ``runstream://<run_id>/<file path>``."""
+OWNER_LOG = "owner.log"
+"""The on-demand owner's output, in the home (read it when an owner would not start)."""
 
 
-class _Runner(Protocol):
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+class HomeOwner:
+    """The process that owns a home's chDB and spool, found or started on demand."""
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ReadSettings:
-    """Where and how to read. ``kafka``/``clickhouse`` None = the embedded defaults under ``home``."""
-
-    home: Path
-    kafka: str | None = None
-    clickhouse: str | None = None
-    visible_timeout_s: float = 30.0
-    """How long a read waits for the caller's own events to become visible."""
-    heartbeat_lost_s: float = 300.0
-    lock_wait_s: float = 60.0
-    """Embedded: how long to wait for another reader to release chDB."""
-    limits: RunLimits | None = None
-    """Limits applied when this reader ingests the spool itself; None = ``<home>/limits.json`` or the defaults."""
-
-    def __post_init__(self) -> None:
-        for name in ("visible_timeout_s", "heartbeat_lost_s", "lock_wait_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0")
-
-    @classmethod
-    def from_workspace(cls, workspace: Any, **overrides: Any) -> ReadSettings:
-        """From a ``producers.Workspace`` (or anything with ``home``, ``kafka``, ``clickhouse``)."""
-        if isinstance(workspace, ReadSettings):
-            return workspace if not overrides else cls(**{**_asdict(workspace), **overrides})
-        values: dict[str, Any] = {
-            "home": Path(getattr(workspace, "home")),
-            "kafka": getattr(workspace, "kafka", None),
-            "clickhouse": getattr(workspace, "clickhouse", None),
-        }
-        for name in ("visible_timeout_s", "heartbeat_lost_s", "lock_wait_s", "limits"):
-            if getattr(workspace, name, None) is not None:
-                values[name] = getattr(workspace, name)
-        values.update(overrides)
-        return cls(**values)
-
-
-def _asdict(s: ReadSettings) -> dict[str, Any]:
-    return {name: getattr(s, name) for name in ReadSettings.__slots__}
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run as ``runs`` holds it."""
-
-    run_id: str
-    experiment: str
-    parent_run_id: str | None
-    display_name: str | None
-    kind: str
-    host: str
-    pid: int
-    start_ms: int
-    status: str = "Running"
-    """As :meth:`RunReader.get_status` reads it ("process lost" applied)."""
-
-
-def _iso(ms: int | None) -> str | None:
-    if not ms:
-        return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z")
-
-
-def _float(v: Any) -> float:
-    return math.nan if v is None else float(v)
-
-
-# -- queries (fixed text; every user value is a parameter) -----------------------------------------
-
-_Q_RUN = (
-    "SELECT run_id, experiment, any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
-    "min(start_ms) FROM {db}.runs WHERE run_id = {run:String} GROUP BY run_id, experiment"
-)
-_Q_RUNS = (
-    "SELECT run_id, experiment, any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
-    "min(start_ms) AS s FROM {db}.runs WHERE experiment = {experiment:String} GROUP BY run_id, experiment "
-    "ORDER BY s DESC, run_id DESC"
-)
-_Q_STATUSES = (
-    "SELECT run_id, status, error_details, created_ms FROM {db}.run_status WHERE experiment = {experiment:String} "
-    "ORDER BY run_id, created_ms DESC, seq DESC LIMIT 1 BY run_id"
-)
-_Q_HEARTBEATS = (
-    "SELECT run_id, max(created_ms), max(interval_ms) FROM {db}.run_heartbeats "
-    "WHERE experiment = {experiment:String} GROUP BY run_id"
-)
-_Q_STATUS = (
-    "SELECT status, error_details, created_ms FROM {db}.run_status WHERE run_id = {run:String} "
-    "ORDER BY created_ms DESC, seq DESC LIMIT 1"
-)
-_Q_FINAL_STATUS_EVENT = (
-    "SELECT writer_id, seq FROM {db}.run_status WHERE run_id = {run:String} AND status != 'Running' "
-    "ORDER BY created_ms DESC, seq DESC LIMIT 1"
-)
-_Q_HEARTBEAT = (
-    "SELECT max(created_ms), max(interval_ms), count() FROM {db}.run_heartbeats WHERE run_id = {run:String}"
-)
-_Q_ATTRIBUTES = (
-    "SELECT key, argMax(value, created_ms), argMax(has_value, created_ms) FROM {db}.run_attributes "
-    "WHERE run_id = {run:String} AND kind = {kind:String} GROUP BY key ORDER BY key"
-)
-_Q_NAMES = (
-    "SELECT name, any(kind), min(first_ms) AS f FROM {db}.metric_names WHERE run_id = {run:String} "
-    "GROUP BY name ORDER BY f, name"
-)
-_Q_EXPERIMENT = "SELECT any(experiment) FROM {db}.metric_names WHERE run_id = {run:String}"
-_Q_SCALARS = (
-    "SELECT name, step, time_ms, value, text, is_text FROM {db}.metric_scalars "
-    "WHERE experiment = {experiment:String} AND run_id = {run:String} AND has({names:Array(String)}, name) "
-    "ORDER BY name, step, time_ms, writer_id, seq, idx LIMIT 1 BY name, writer_id, seq, idx"
-)
-_Q_ROWS = (
-    "SELECT name, kind, created_ms, writer_id, seq, row_idx, col_names, col_numbers, col_texts, col_is_text "
-    "FROM {db}.metric_rows WHERE run_id = {run:String} AND has({names:Array(String)}, name) "
-    "ORDER BY name, created_ms, writer_id, seq, row_idx LIMIT 1 BY name, created_ms, writer_id, seq, row_idx"
-)
-_Q_IMAGES = (
-    "SELECT name, file_path FROM {db}.run_images WHERE run_id = {run:String} AND has({names:Array(String)}, name) "
-    "ORDER BY name, created_ms, writer_id, seq LIMIT 1 BY name, created_ms, writer_id, seq"
-)
-_Q_FILES = "SELECT DISTINCT path FROM {db}.run_files WHERE run_id = {run:String} ORDER BY path"
-_Q_UPLOADS = (
-    "SELECT upload_id, max(created_ms) AS c, any(chunk_count), uniqExact(chunk_index) FROM {db}.run_files "
-    "WHERE run_id = {run:String} AND path = {path:String} GROUP BY upload_id ORDER BY c DESC, upload_id DESC"
-)
-_Q_CHUNKS = (
-    "SELECT chunk_index, chunk_count, total_size, sha256, hex(data) FROM {db}.run_files "
-    "WHERE run_id = {run:String} AND path = {path:String} AND upload_id = {upload:String} "
-    "ORDER BY chunk_index LIMIT 1 BY chunk_index"
-)
-_Q_LOGS = (
-    "SELECT time_ms, stream, logger, level, message, exc_text FROM {db}.run_logs WHERE run_id = {run:String} "
-    "ORDER BY time_ms, writer_id, seq, idx LIMIT 1 BY writer_id, seq, idx"
-)
-_Q_PROGRESS = (
-    "SELECT max(seq) FROM {db}.writer_progress WHERE run_id = {run:String} AND writer_id = {writer:String}"
-)
-_Q_REJECTED = (
-    "SELECT reason, detail, event_type, source, source_offset, item, created_ms FROM {db}.rejected_events "
-    "WHERE run_id = {run:String} ORDER BY created_ms, source, source_offset, item "
-    "LIMIT 1 BY reason, source, source_offset, item"
-)
-
-
-class RunReader:
-    """Reads runs back (see the module docstring for shapes, read-your-writes and chDB ownership)."""
-
-    def __init__(self, workspace_settings: Any, *, clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep, monotonic: Callable[[], float] = time.monotonic,
-                 **overrides: Any) -> None:
-        self.settings = ReadSettings.from_workspace(workspace_settings, **overrides)
-        self._clock = clock
+    def __init__(self, settings: WorkspaceSettings, *, sleep: Callable[[float], None] = time.sleep,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._settings = settings
         self._sleep = sleep
         self._monotonic = monotonic
-        self._migrated = False
-        self._experiments: dict[str, str] = {}
+        self.client = QueryClient(query_address(settings.home), timeout_s=max(60.0, settings.visible_timeout_s))
+        self.sync_s: float | None = settings.visible_timeout_s if settings.kafka is None else None
+        """How long a read waits for the spool to be ingested (None in Kafka mode: the owner is a worker)."""
 
-    # -- backends ------------------------------------------------------------------------------
+    def ensure(self) -> QueryClient:
+        """A client of the home's owner; starts one when nobody owns the home. ``ReadError`` on time-out."""
+        s = self._settings
+        deadline = self._monotonic() + s.owner_start_timeout_s
+        started: int | None = None  # the pid of an owner this call started
+        lock = HomeLock(s.home)
+        backoff = Backoff(initial_s=0.02, max_s=0.2)
+        while True:
+            if self.client.ping() is not None:
+                return self.client
+            code = _exit_code(started) if started is not None else None
+            if code is not None:
+                if code != 0:
+                    raise ReadError(f"the owner started for {s.home} exited with code {code}:\n" + self._log_tail())
+                started = None  # it found another owner starting up (a race between readers): look again
+            if started is None and lock.try_acquire("probe"):
+                lock.release()  # nobody owns it: the owner we start takes the lock itself
+                started = self._start()
+            if self._monotonic() >= deadline:
+                holder = lock.holder() or {}
+                who = (f"the owner started for it (pid {started}) did not answer" if started is not None
+                       else f"it is held by pid {holder.get('pid', '?')} ({holder.get('role', '?')}), which "
+                            "does not answer reads")
+                raise ReadError(f"cannot read {s.home}: {who} within {s.owner_start_timeout_s:.0f}s"
+                                + (f"\n{self._log_tail()}" if started is not None else ""))
+            self._sleep(backoff.next_delay())
 
-    def close(self) -> None:
-        """Nothing stays open between reads; kept so a reader can be used as a context manager."""
+    def ready(self) -> QueryClient:
+        """:meth:`ensure`, then (the spool feeds the store) wait until the owner ingested what it holds now.
 
-    def __enter__(self) -> RunReader:
-        return self
+        An owner that leaves between two requests (it was idle, or a `runstream ingest` took the
+        home over) is looked for, or started, once more.
+        """
+        for attempt in (1, 2):
+            client = self.ensure()
+            try:
+                if self.sync_s is not None and not client.sync(self.sync_s):
+                    raise ReadError(f"the owner of {self._settings.home} did not ingest its spool within "
+                                    f"{self.sync_s:.0f}s")
+                return client
+            except OwnerUnavailable:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _start(self) -> int:
+        """Start ``runstream ingest --on-demand`` for the home in a session of its own; returns its pid.
 
-    def _limits(self) -> RunLimits:
-        if self.settings.limits is not None:
-            return self.settings.limits
-        path = self.settings.home / "limits.json"
-        return RunLimits.from_file(path) if path.exists() else RunLimits()
+        Spawned rather than held as a ``Popen``: the owner outlives this reader object (and, briefly,
+        this process), so there is no handle to keep or wait for.
+        """
+        s = self._settings
+        command = [sys.executable, "-m", "runstream", "-q", "ingest", "--on-demand", "--home", str(s.home),
+                   "--topic", s.topic, "--idle-exit", f"{s.owner_idle_s:g}", "--parent-pid", str(os.getpid())]
+        if s.kafka is not None:
+            command += ["--kafka", s.kafka]  # Kafka into chDB: the owner is this home's ingest worker
+        if s.clickhouse is not None:
+            command += ["--clickhouse", s.clickhouse]
+        defaults = RunLimits()
+        for f in fields(RunLimits):
+            if getattr(s.limits, f.name) != getattr(defaults, f.name):
+                command += ["--limit", f"{f.name}={getattr(s.limits, f.name)}"]
+        # Only our arguments say where things are: the caller's RUNSTREAM_* may describe another setup.
+        env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+        s.home.mkdir(parents=True, exist_ok=True)
+        log.info("runstream: starting an owner for %s (it exits after %gs without reads)", s.home, s.owner_idle_s)
+        output = str(s.home / OWNER_LOG)
+        return os.posix_spawn(sys.executable, command, env, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ])
 
-    def _drain(self, store: Any) -> None:
-        from consumers.service import drain_spool
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            text = (self._settings.home / OWNER_LOG).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no owner log)"
+        return "\n".join(text.splitlines()[-lines:])
 
-        spool = self.settings.home / "spool"
-        if not spool.is_dir():
-            return
-        deadline = self._monotonic() + self.settings.visible_timeout_s
-        if not drain_spool(store, self.settings.home, limits=self._limits(), deadline=deadline):
-            log.warning("runstream: could not ingest the whole spool in %.0fs", self.settings.visible_timeout_s)
+
+class _OwnerQueries:
+    """Named read queries over the home's socket; an owner that left meanwhile is replaced once."""
+
+    def __init__(self, owner: HomeOwner) -> None:
+        self._owner = owner
+
+    def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        try:
+            return self._owner.client.fetch(name, params)
+        except OwnerUnavailable:
+            self._owner.ready()
+            return self._owner.client.fetch(name, params)
+
+
+def _exit_code(pid: int) -> int | None:
+    """The exit code of our child ``pid`` once it has exited (reaping it), else None."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 0  # already reaped
+    return os.waitstatus_to_exitcode(status) if done else None
+
+
+def _sdk_errors(settings: WorkspaceSettings) -> Callable[[], ContextManager[None]]:
+    """Turns the store's errors into the SDK's, with what a user can do about them."""
 
     @contextlib.contextmanager
-    def _runner(self) -> Iterator[_Runner]:
-        """A query runner for one read; in embedded setups also ingests the spool first when free to."""
-        s = self.settings
-        if s.clickhouse is not None:
-            # One connection per read: nothing to leak when a Run object is dropped.
-            from consumers.store import open_store
+    def translate() -> Iterator[None]:
+        try:
+            yield
+        except StoreRunNotFound as exc:
+            raise RunNotFound(str(exc)) from exc
+        except NotVisible as exc:
+            if settings.kafka is not None:
+                raise IngestNotRunning(
+                    f"{exc}. Events sent to Kafka ({settings.kafka}) become visible only once `runstream ingest` "
+                    "consumes them: is it running? Start it with: runstream ingest --kafka <bootstrap>"
+                    + (f" --clickhouse {settings.clickhouse}" if settings.clickhouse else "")) from exc
+            raise ReadError(str(exc)) from exc
+        except StoreError as exc:
+            raise ReadError(str(exc)) from exc
 
-            try:
-                server = open_store(s.clickhouse, s.home)
-            except Exception as exc:
-                raise ReadError(f"cannot reach ClickHouse at {s.clickhouse}: {exc}") from exc
-            try:
-                if not self._migrated:
-                    try:
-                        server.migrate()
-                    except Exception as exc:
-                        raise ReadError(f"cannot prepare the runstream tables at {s.clickhouse}: {exc}") from exc
-                    self._migrated = True
-                if s.kafka is None:
-                    # Spool -> server: ingest the spool ourselves unless a `runstream ingest` owns it.
-                    from consumers.ownership import HomeLock
+    return translate
 
-                    lock = HomeLock(s.home)
-                    if lock.try_acquire("reader"):
-                        try:
-                            self._drain(server)
-                        finally:
-                            lock.release()
-                yield _ServerErrors(server)
-            finally:
-                server.close()
-            return
-        yield from self._embedded()
 
-    def _embedded(self) -> Iterator[_Runner]:
-        from consumers.ownership import HomeLock
-        from consumers.query_server import QueryClient, QueryServerUnavailable
+def open_reader(settings: WorkspaceSettings) -> RunReader:
+    """The reader of runs for ``settings`` (see the module docstring for where it reads)."""
+    translate = _sdk_errors(settings)
+    owner = HomeOwner(settings) if settings.kafka is None or settings.clickhouse is None else None
+    server = server_reads(settings.clickhouse) if settings.clickhouse is not None else None
 
-        s = self.settings
-        lock = HomeLock(s.home)
-        deadline = self._monotonic() + s.lock_wait_s
-        announced = False
-        while True:
-            if lock.try_acquire("reader"):
-                break
-            holder = lock.holder() or {}
-            address = holder.get("query_address")
-            if holder.get("role") == "ingest" and address:
-                client = QueryClient(address)
-                if client.ping():
-                    yield _ServerErrors(client)
+    @contextlib.contextmanager
+    def connect() -> Iterator[ReadQueries]:
+        with translate():
+            queries: ReadQueries
+            if owner is not None:
+                owner.ready()
+                if server is None:
+                    yield _OwnerQueries(owner)
                     return
-            if self._monotonic() >= deadline:
-                raise ReadError(f"{s.home} is busy (pid {holder.get('pid', '?')}, {holder.get('role', '?')}) "
-                                f"and did not free up in {s.lock_wait_s:.0f}s")
-            if not announced:
-                log.info("runstream: waiting for pid %s (%s) to finish with %s", holder.get("pid", "?"),
-                         holder.get("role", "?"), s.home)
-                announced = True
-            self._sleep(0.05)
-        try:
-            from consumers.store import open_store
+            assert server is not None
+            with server() as queries:
+                yield queries
 
-            try:
-                store = open_store(None, s.home)
-                store.migrate()
-            except Exception as exc:
-                raise ReadError(f"cannot open chDB under {s.home}: {exc}") from exc
-            try:
-                if s.kafka is None:
-                    self._drain(store)
-                yield _ServerErrors(store)
-            finally:
-                store.close()
-        finally:
-            lock.release()
+    return RunReader(connect, heartbeat_lost_s=settings.heartbeat_lost_s,
+                     visible_timeout_s=settings.visible_timeout_s)
 
-    def _query(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-        with self._runner() as runner:
-            return runner.query(sql, params)
-
-    # -- read-your-writes ----------------------------------------------------------------------
-
-    def visible_seq(self, run_id: str, writer_id: str) -> int:
-        """The highest seq of ``writer_id`` for ``run_id`` that ingest has processed (0: none)."""
-        rows = self._query(_Q_PROGRESS, run=run_id, writer=writer_id)
-        return int(rows[0][0] or 0) if rows else 0
-
-    def wait_visible(self, run_id: str, writer_id: str, seq: int, timeout: float | None = None) -> None:
-        """Wait until event ``seq`` of ``writer_id`` for ``run_id`` (and all before it) is visible.
-
-        Raises :class:`IngestNotRunning` (Kafka mode) or :class:`ReadError` after ``timeout``
-        (default ``visible_timeout_s``).
-        """
-        if seq <= 0:
-            return
-        timeout = self.settings.visible_timeout_s if timeout is None else timeout
-        deadline = self._monotonic() + timeout
-        delay = 0.02
-        while True:
-            seen = self.visible_seq(run_id, writer_id)
-            if seen >= seq:
-                return
-            if self._monotonic() >= deadline:
-                break
-            self._sleep(delay)
-            delay = min(delay * 2, 0.5)
-        if self.settings.kafka is not None:
-            raise IngestNotRunning(
-                f"events of run {run_id!r} sent to Kafka ({self.settings.kafka}) were not ingested within "
-                f"{timeout:.0f}s (seen up to seq {seen} of {seq}). Is `runstream ingest` running? "
-                "Start it with: runstream ingest --kafka <bootstrap>"
-                + (f" --clickhouse {self.settings.clickhouse}" if self.settings.clickhouse else ""))
-        raise ReadError(f"events of run {run_id!r} in the spool did not become visible within {timeout:.0f}s "
-                        f"(seen up to seq {seen} of {seq})")
-
-    def wait_settled(self, run_id: str, timeout: float | None = None) -> None:
-        """For an ended run: wait until everything its ending writer sent up to the end is visible.
-
-        The status row can be visible a moment before the rest of the batch it came in (tables are
-        written one after another), so a reader of a finished run's logs waits for the writer's
-        progress to reach the status event. A run with no final status event returns at once.
-        """
-        with self._runner() as runner:
-            rows = runner.query(_Q_FINAL_STATUS_EVENT, {"run": run_id})
-        if rows:
-            writer_id, seq = rows[0]
-            self.wait_visible(run_id, str(writer_id), int(seq), timeout)
-
-    # -- runs ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _record(row: Sequence[Any], status: str = "Running") -> RunRecord:
-        return RunRecord(run_id=row[0], experiment=row[1], parent_run_id=row[2] or None, display_name=row[3] or None,
-                         kind=row[4], host=row[5], pid=int(row[6]), start_ms=int(row[7]), status=status)
-
-    def get_runs(self, experiment: str) -> list[RunRecord]:
-        """Every run of ``experiment``, newest first, with its status."""
-        with self._runner() as runner:
-            runs = runner.query(_Q_RUNS, {"experiment": experiment})
-            statuses = {r[0]: r[1:] for r in runner.query(_Q_STATUSES, {"experiment": experiment})}
-            beats = {r[0]: r[1:] for r in runner.query(_Q_HEARTBEATS, {"experiment": experiment})}
-        out = []
-        for row in runs:
-            st = statuses.get(row[0])
-            status = "Running"
-            if st is not None:
-                beat = beats.get(row[0])
-                status = self._apply_lost(st[0], st[1] or None, int(st[2]),
-                                          int(beat[0]) if beat else None, int(beat[1]) if beat else 0)[0]
-            out.append(self._record(row, status))
-        return out
-
-    def get_run(self, experiment: str, run_id: str) -> RunRecord:
-        """One run, with its status; raises :class:`RunNotFound`."""
-        with self._runner() as runner:
-            rows = [r for r in runner.query(_Q_RUN, {"run": run_id}) if r[1] == experiment]
-            if not rows:
-                raise RunNotFound(f"no run {run_id!r} in experiment {experiment!r}")
-            return self._record(rows[0], self._status(runner, run_id)[0])
-
-    # -- status and details --------------------------------------------------------------------
-
-    def _status(self, runner: _Runner, run_id: str) -> tuple[str, str | None, int | None, int | None]:
-        """(status, error details, end ms, last heartbeat ms); "process lost" applied."""
-        rows = runner.query(_Q_STATUS, {"run": run_id})
-        if not rows:
-            raise RunNotFound(f"no run {run_id!r}")
-        status, details, created = rows[0][0], rows[0][1] or None, int(rows[0][2])
-        hb = runner.query(_Q_HEARTBEAT, {"run": run_id})
-        last_beat = int(hb[0][0] or 0) if hb and int(hb[0][2] or 0) else None
-        interval_ms = int(hb[0][1] or 0) if last_beat else 0
-        return self._apply_lost(status, details, created, last_beat, interval_ms)
-
-    def _apply_lost(self, status: str, details: str | None, created: int, last_beat: int | None,
-                    interval_ms: int) -> tuple[str, str | None, int | None, int | None]:
-        """A "Running" run silent for too long reads "Failed" (process lost)."""
-        if status != "Running":
-            return status, details, created, last_beat
-        lost_after_ms = max(self.settings.heartbeat_lost_s * 1000, 3 * interval_ms)
-        last_sign = max(last_beat or 0, created)
-        now_ms = self._clock() * 1000
-        if now_ms - last_sign > lost_after_ms:
-            ago = (now_ms - last_sign) / 1000
-            return ("Failed", f"process lost: no heartbeat since {_iso(last_sign)} ({ago:.0f}s ago, limit "
-                              f"{lost_after_ms / 1000:.0f}s); the run's process died without ending the run",
-                    None, last_beat)
-        return status, None, None, last_beat
-
-    def get_status(self, run_id: str) -> str:
-        """"Running", "Completed", "Failed" or "Canceled" (a silent "Running" run reads "Failed")."""
-        with self._runner() as runner:
-            return self._status(runner, run_id)[0]
-
-    def _attributes(self, runner: _Runner, run_id: str, kind: str) -> dict[str, str]:
-        rows = runner.query(_Q_ATTRIBUTES, {"run": run_id, "kind": kind})
-        # Valueless tags read as "" like Azure ML's.
-        return {key: value if int(has_value) else "" for key, value, has_value in rows}
-
-    def get_tags(self, run_id: str) -> dict[str, str]:
-        """Tags, latest value per key."""
-        return self._query_attrs(run_id, "tag")
-
-    def get_properties(self, run_id: str) -> dict[str, str]:
-        """Properties, latest value per key."""
-        return self._query_attrs(run_id, "property")
-
-    def _query_attrs(self, run_id: str, kind: str) -> dict[str, str]:
-        with self._runner() as runner:
-            return self._attributes(runner, run_id, kind)
-
-    def get_details(self, run_id: str) -> dict[str, Any]:
-        """Azure-ML-like details: ids, times (ISO UTC), status, error, tags, properties, host, pid."""
-        with self._runner() as runner:
-            runs = runner.query(_Q_RUN, {"run": run_id})
-            if not runs:
-                raise RunNotFound(f"no run {run_id!r}")
-            run = self._record(runs[0])
-            status, details, end_ms, last_beat = self._status(runner, run_id)
-            error = None
-            if status == "Failed":
-                code = "ProcessLost" if details and details.startswith("process lost") else "UserError"
-                error = {"code": code, "message": details or ""}
-            return {
-                "runId": run.run_id,
-                "experiment": run.experiment,
-                "displayName": run.display_name,
-                "parentRunId": run.parent_run_id,
-                "kind": run.kind,
-                "status": status,
-                "startTimeUtc": _iso(run.start_ms),
-                "endTimeUtc": _iso(end_ms),
-                "lastHeartbeatUtc": _iso(last_beat),
-                "error": error,
-                "tags": self._attributes(runner, run_id, "tag"),
-                "properties": self._attributes(runner, run_id, "property"),
-                "host": run.host,
-                "pid": run.pid,
-            }
-
-    def get_rejections(self, run_id: str) -> list[dict[str, Any]]:
-        """Why items of this run were not ingested (reason, detail, where), oldest first."""
-        rows = self._query(_Q_REJECTED, run=run_id)
-        keys = ("reason", "detail", "event_type", "source", "source_offset", "item", "created_ms")
-        return [dict(zip(keys, r)) for r in rows]
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def get_metrics(self, run_id: str, name: str | None = None) -> dict[str, Any]:
-        """Every metric of the run (or only ``name``) in Azure ML's shapes."""
-        with self._runner() as runner:
-            names = runner.query(_Q_NAMES, {"run": run_id})
-            if name is not None:
-                names = [n for n in names if n[0] == name]
-            if not names:
-                return {}
-            by_kind: dict[str, list[str]] = {}
-            for n, kind, _first in names:
-                by_kind.setdefault(kind, []).append(n)
-            out: dict[str, Any] = {}
-            if "scalar" in by_kind:
-                experiment = self._experiment_of(runner, run_id)
-                series: dict[str, list[Any]] = {}
-                for n, _step, _t, value, text, is_text in runner.query(
-                        _Q_SCALARS, {"run": run_id, "experiment": experiment, "names": by_kind["scalar"]}):
-                    series.setdefault(n, []).append(text if int(is_text) else _float(value))
-                for n, values in series.items():
-                    out[n] = values[0] if len(values) == 1 else values
-            table_names = by_kind.get("list", []) + by_kind.get("row", []) + by_kind.get("table", [])
-            if table_names:
-                out.update(self._tables(runner.query(_Q_ROWS, {"run": run_id, "names": table_names})))
-            if "image" in by_kind:
-                refs: dict[str, list[str]] = {}
-                for n, path in runner.query(_Q_IMAGES, {"run": run_id, "names": by_kind["image"]}):
-                    refs.setdefault(n, []).append(f"{IMAGE_REF_PREFIX}{run_id}/{path}")
-                for n, values in refs.items():
-                    out[n] = values[0] if len(values) == 1 else values
-            # Keep the order names were first logged in.
-            return {n: out[n] for n, _k, _f in names if n in out}
-
-    def _experiment_of(self, runner: _Runner, run_id: str) -> str:
-        experiment = self._experiments.get(run_id)
-        if experiment is None:
-            rows = runner.query(_Q_EXPERIMENT, {"run": run_id})
-            experiment = rows[0][0] if rows and rows[0][0] else ""
-            self._experiments[run_id] = experiment
-        return experiment
-
-    @staticmethod
-    def _tables(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
-        lists: dict[str, list[list[Any]]] = {}
-        tables: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
-        call: dict[str, tuple[Any, Any, Any]] = {}
-        for n, kind, created, writer, seq, _row_idx, col_names, numbers, texts, is_text in rows:
-            cells = [t if int(flag) else _float(v) for v, t, flag in zip(numbers, texts, is_text)]
-            if kind == "list":
-                ident = (created, writer, seq)
-                if call.get(n) != ident:
-                    call[n] = ident
-                    lists.setdefault(n, []).append([])
-                lists[n][-1].append(cells[0])
-                continue
-            columns, records = tables.setdefault(n, ([], []))
-            for c in col_names:
-                if c not in columns:
-                    columns.append(c)
-            records.append(dict(zip(col_names, cells)))
-        out: dict[str, Any] = {n: calls[0] if len(calls) == 1 else calls for n, calls in lists.items()}
-        for n, (columns, records) in tables.items():
-            out[n] = {c: [r.get(c) for r in records] for c in columns}
-        return out
-
-    # -- files and logs ------------------------------------------------------------------------
-
-    def get_file_names(self, run_id: str) -> list[str]:
-        """Paths of every file uploaded to the run (images included)."""
-        return [r[0] for r in self._query(_Q_FILES, run=run_id)]
-
-    def download_file(self, run_id: str, name: str, output_file_path: str | os.PathLike[str] | None = None) -> Path:
-        """Reassemble the latest complete upload of ``name`` (a path or an image reference), verify its sha256.
-
-        ``output_file_path`` defaults to the file's base name in the working
-        directory; a directory receives the base name inside it.
-        """
-        if name.startswith(IMAGE_REF_PREFIX):
-            ref_run, _, name = name[len(IMAGE_REF_PREFIX):].partition("/")
-            run_id = ref_run or run_id
-        with self._runner() as runner:
-            uploads = runner.query(_Q_UPLOADS, {"run": run_id, "path": name})
-            if not uploads:
-                raise ReadError(f"run {run_id!r} has no file {name!r}")
-            complete = [u for u in uploads if int(u[3]) == int(u[2])]
-            if not complete:
-                raise ReadError(f"file {name!r} of run {run_id!r} is still being uploaded")
-            chunks = runner.query(_Q_CHUNKS, {"run": run_id, "path": name, "upload": complete[0][0]})
-        data = b"".join(bytes.fromhex(c[4]) for c in chunks)
-        total, digest = int(chunks[0][2]), chunks[0][3]
-        if len(data) != total or hashlib.sha256(data).hexdigest() != digest:
-            raise ReadError(f"file {name!r} of run {run_id!r} is corrupt: {len(data)} of {total} bytes, "
-                            "sha256 mismatch")
-        target = Path(output_file_path) if output_file_path is not None else Path(Path(name).name)
-        if target.is_dir():
-            target = target / Path(name).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-        return target
-
-    def get_logs(self, run_id: str) -> list[LogLine]:
-        """Captured output and logging records, in time order."""
-        return [LogLine(int(t), stream, logger, int(level), message, exc or None)
-                for t, stream, logger, level, message, exc in self._query(_Q_LOGS, run=run_id)]
-
-
-class _ServerErrors:
-    """Wraps a runner so its failures surface as the SDK's ``ReadError``."""
-
-    def __init__(self, runner: _Runner) -> None:
-        self._runner = runner
-
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        try:
-            return self._runner.query(sql, params)
-        except ReadError:
-            raise
-        except Exception as exc:
-            raise ReadError(f"query failed: {exc}") from exc

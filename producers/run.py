@@ -1,15 +1,19 @@
-"""``Run``: the Azure-ML-style logging API.
+"""``Experiment`` and ``Run``: the Azure-ML-style logging API.
+
+An :class:`Experiment` names a group of runs in a workspace; a :class:`Run`
+logs metrics, files, tags and properties, ends, and reads itself back.
 
 Every logging method checks its arguments first and raises a
 :mod:`producers.errors` error before anything is queued, so a failed call
 logs nothing. Queuing never does I/O on the caller's thread; the emitter's
 thread encodes and sends. Reading back (``get_metrics`` and friends) flushes
-this process's events, waits until they are visible, and delegates to
-``producers.reading.RunReader``.
+this process's events, waits until they are visible, and asks the store
+(:mod:`producers.reading`). Submitted scripts run through :mod:`producers.jobs`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import socket
@@ -20,8 +24,9 @@ import traceback
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
+from schemas.errors import ConfigurationError
 from schemas.records import (
     FINAL_STATUSES,
     Column,
@@ -37,23 +42,29 @@ from schemas.records import (
     TagsSet,
 )
 
-from .emitter import MAX_MESSAGE_BYTES, RunState
-from .errors import ConfigurationError, InvalidLogCall, InvalidValueType, RunNotActive
-from .experiment import Experiment, check_experiment_name
+from . import lifecycle
+from .chunking import column_chunks, column_size, table_chunks
+from .emitter import RunState
+from .errors import InvalidLogCall, InvalidValueType, RunNotActive
 from .files import check_artifact_path, folder_files, image_bytes, open_upload, slug
-from .values import check_attributes, check_name, coerce_step, coerce_value, column_of, truncate_middle
+from .jobs.config import ScriptRunConfig
+from .jobs.environment import ENV_EXPERIMENT, ENV_PARENT_RUN_ID, ENV_RUN_ID
+from .jobs.process import start_job
+from .jobs.waiting import wait_for_completion
+from .values import (
+    check_attributes,
+    check_experiment_name,
+    check_name,
+    coerce_step,
+    coerce_value,
+    column_of,
+    truncate_middle,
+)
 from .workspace import Workspace
 
-__all__ = ["Run", "ENV_RUN_ID", "ENV_EXPERIMENT", "ENV_PARENT_RUN_ID"]
+__all__ = ["Experiment", "Run", "ENV_RUN_ID", "ENV_EXPERIMENT", "ENV_PARENT_RUN_ID"]
 
 _log = logging.getLogger("runstream.run")
-
-ENV_RUN_ID = "RUNSTREAM_RUN_ID"
-"""Set by the job runner for a submitted script: ``Run.get_context()`` attaches to this run."""
-ENV_EXPERIMENT = "RUNSTREAM_EXPERIMENT"
-"""The submitted run's experiment (required with ``RUNSTREAM_RUN_ID``)."""
-ENV_PARENT_RUN_ID = "RUNSTREAM_PARENT_RUN_ID"
-"""The submitted run's parent, if any."""
 
 _context_lock = threading.Lock()
 _context_run: Run | None = None
@@ -72,29 +83,67 @@ def _field(info: Any, name: str, default: Any = None) -> Any:
     return getattr(info, name, default)
 
 
-def _column_chunks(column: Column) -> list[Column]:
-    """Split a long column so each message stays under the Kafka limit (consecutive events, same name)."""
-    n = len(column.numbers)
-    text_cost = sum(4 * len(t) + 8 for t in column.texts)
-    if n * 10 + text_cost <= MAX_MESSAGE_BYTES:
-        return [column]
-    out: list[Column] = []
-    texts = dict(zip(column.text_pos, column.texts))
-    start = 0
-    while start < n:
-        budget = MAX_MESSAGE_BYTES
-        end = start
-        while end < n:
-            cost = 10 + (4 * len(texts[end]) + 8 if end in texts else 0)
-            if end > start and cost > budget:
-                break
-            budget -= cost
-            end += 1
-        pos = [p - start for p in column.text_pos if start <= p < end]
-        vals = [texts[p] for p in column.text_pos if start <= p < end]
-        out.append(Column(column.name, column.numbers[start:end], pos, vals))
-        start = end
-    return out
+class Experiment:
+    """A named group of runs in a workspace."""
+
+    def __init__(self, workspace: Workspace, name: str) -> None:
+        if not isinstance(workspace, Workspace):
+            raise InvalidValueType(f"workspace must be a Workspace, got {type(workspace).__name__}")
+        self.workspace = workspace
+        self.name = check_experiment_name(name, workspace.settings.limits.max_id_length)
+
+    def start_logging(
+        self,
+        display_name: str | None = None,
+        tags: Mapping[str, str | None] | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        snapshot_directory: str | None = None,
+        outputs: str | None = None,
+    ) -> Run:
+        """Start an interactive run; use it as a context manager or call ``complete()``.
+
+        ``snapshot_directory`` and ``outputs`` are accepted for Azure ML
+        compatibility and ignored (runstream takes no code snapshots).
+        """
+        if snapshot_directory is not None or outputs is not None:
+            _log.debug("start_logging: snapshot_directory/outputs are ignored by runstream")
+        return Run._start(self, display_name=display_name, tags=tags, properties=properties, kind="interactive")
+
+    def submit(self, config: ScriptRunConfig, tags: Mapping[str, str | None] | None = None,
+               **_azure_kwargs: Any) -> Run:
+        """Run ``config``'s script as a new run of this experiment, in a child process; returns at once.
+
+        The script runs in ``config.source_directory`` with the run as its
+        ``Run.get_context()``; its stdout, stderr and ``logging`` records are
+        kept as the run's log; ``./outputs`` is uploaded when it ends; its exit
+        decides the status. ``run.wait_for_completion()`` waits for it. See
+        :mod:`producers.jobs`. ``ConfigurationError`` (nothing logged) when
+        the folder or the script does not exist.
+        """
+        if _azure_kwargs:
+            _log.debug("submit: ignoring %s", ", ".join(sorted(_azure_kwargs)))
+        if not isinstance(config, ScriptRunConfig):
+            raise InvalidValueType(f"submit takes a ScriptRunConfig, got {type(config).__name__}")
+        config.resolve()  # a missing folder or script fails here, before the run exists
+        run = Run._start(self, display_name=None, tags=tags, properties=None, kind="submitted")
+        run._job = start_job(run, config)
+        return run
+
+    def get_runs(self) -> Iterator[Run]:
+        """The experiment's runs, newest first, as :class:`Run` handles (read through :mod:`producers.reading`)."""
+        self.workspace.flush(self.workspace.settings.flush_timeout_s)
+        for info in self.workspace.reader().get_runs(self.name):
+            yield Run._from_info(self, info)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Experiment) and other.workspace is self.workspace and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((id(self.workspace), self.name))
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, workspace={self.workspace!r})"
 
 
 class Run:
@@ -138,7 +187,7 @@ class Run:
         limits = experiment.workspace.settings.limits
         self._limits = limits
         self._max_text = limits.max_string_value_length
-        self._job: Any = None  # the producers.submit job, in the process that submitted this run
+        self._job: Any = None  # the producers.jobs.Job, in the process that submitted this run
 
     @classmethod
     def _attach(cls, experiment: Experiment, run_id: str, *, parent_id: str | None = None,
@@ -296,8 +345,8 @@ class Run:
         column = column_of(name, value, self._max_text)
         rows = len(column.numbers)
         events: list[tuple[type, dict[str, Any], int]] = [
-            (ListLogged, {"name": name, "description": description, "values": chunk}, _column_size(chunk))
-            for chunk in _column_chunks(column)
+            (ListLogged, {"name": name, "description": description, "values": chunk}, column_size(chunk))
+            for chunk in column_chunks(column)
         ]
         self._enqueue_metric(name, "list", rows, events)
 
@@ -337,8 +386,8 @@ class Run:
             raise InvalidLogCall(f"log_table columns must have equal lengths: {detail}")
         rows = lengths.pop()
         events: list[tuple[type, dict[str, Any], int]] = [
-            (TableLogged, {"name": name, "description": description, "columns": part}, sum(_column_size(c) for c in part))
-            for part in _table_chunks(columns, rows)
+            (TableLogged, {"name": name, "description": description, "columns": part}, sum(column_size(c) for c in part))
+            for part in table_chunks(columns, rows)
         ]
         self._enqueue_metric(name, "table", rows, events)
 
@@ -370,8 +419,6 @@ class Run:
     # -- files ---------------------------------------------------------------------
 
     def _chunk_events(self, path: str, content_type: str, data: bytes) -> list[tuple[type, dict[str, Any], int]]:
-        import hashlib
-
         chunk = self._experiment.workspace.settings.file_chunk_bytes
         count = max(1, -(-len(data) // chunk))
         digest = hashlib.sha256(data).hexdigest()
@@ -594,8 +641,6 @@ class Run:
         with the job's error text. Ctrl-C while waiting on a job this process
         submitted stops the job (the run ends Canceled) and re-raises.
         """
-        from .submit import wait_for_completion
-
         return wait_for_completion(self, show_output=show_output, raise_on_error=raise_on_error)
 
     # -- reading back --------------------------------------------------------------
@@ -643,37 +688,6 @@ class Run:
         return f"Run(experiment={self._experiment.name!r}, id={self.id!r}, status={self.status!r})"
 
 
-def _column_size(column: Column) -> int:
-    return len(column.numbers) * 8 + sum(len(t) for t in column.texts) + 32
-
-
-def _table_chunks(columns: list[Column], rows: int) -> list[list[Column]]:
-    """Split a table by rows so each TableLogged message stays under the Kafka limit."""
-    per_row = sum(10 for _ in columns)
-    text_total = sum(4 * len(t) + 8 for c in columns for t in c.texts)
-    if rows * per_row + text_total <= MAX_MESSAGE_BYTES:
-        return [columns]
-    texts = [dict(zip(c.text_pos, c.texts)) for c in columns]
-    out: list[list[Column]] = []
-    start = 0
-    while start < rows:
-        budget = MAX_MESSAGE_BYTES
-        end = start
-        while end < rows:
-            cost = per_row + sum(4 * len(t[end]) + 8 for t in texts if end in t)
-            if end > start and cost > budget:
-                break
-            budget -= cost
-            end += 1
-        part = []
-        for column, text in zip(columns, texts):
-            pos = [p - start for p in column.text_pos if start <= p < end]
-            part.append(Column(column.name, column.numbers[start:end], pos, [text[p + start] for p in pos]))
-        out.append(part)
-        start = end
-    return out
-
-
 def _script_experiment_name() -> str:
     """The experiment of an unsubmitted ``Run.get_context()``: the ``__main__`` script's file stem."""
     main = sys.modules.get("__main__")
@@ -686,8 +700,6 @@ def _script_experiment_name() -> str:
 
 def _install_context_finisher(run: Run) -> None:
     """End a get_context() run at exit: Completed, Failed on an uncaught exception, Canceled on SIGTERM."""
-    from . import lifecycle
-
     previous_hook = sys.excepthook
 
     def hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

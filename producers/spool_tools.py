@@ -10,8 +10,9 @@ segment) are left alone: that process replays them itself. A replay that is
 interrupted resumes from a ``<segment>.replayed`` offset file, so at most one
 chunk is sent twice (the store collapses it by ``(writer_id, seq)``).
 
-The ``runstream`` CLI (``consumers/cli.py``) registers the subcommands and
-calls these functions; they print nothing themselves.
+``runstream spool`` (:mod:`runstream.spool_cmd`) calls these functions; they
+print nothing themselves. Sending goes through :mod:`producers.outbox`, the
+same replay a running process uses.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from schemas.spool import SpoolCorruption, SpoolRecord, SpoolWriter, list_segments, read_segment, seal_abandoned, segment_is_live
+from schemas.settings import DEFAULT_TOPIC
+from schemas.spool import SpoolCorruption, SpoolRecord, list_segments, read_segment, seal_abandoned, segment_is_live
 
 from .errors import TransportError
-from .settings import DEFAULT_TOPIC
+from .kafka_transport import KafkaTransport
+from .outbox import keep_rejected, replay_segment
 
 __all__ = [
     "SegmentInfo",
@@ -40,9 +43,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger("runstream.spool")
-
-_CHUNK_RECORDS = 256
-_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +221,6 @@ def replay(
     are acknowledged. Raises :class:`TransportError` when Kafka cannot be
     reached (nothing is removed then).
     """
-    from .kafka_transport import KafkaTransport, is_poison
-
     outbox = Path(home) / "outbox"
     seal_abandoned(outbox)
     status = _dir_status(outbox)
@@ -251,7 +249,7 @@ def replay(
                     continue
                 if not path.exists() or os.fstat(handle.fileno()).st_ino != path.stat().st_ino:
                     continue  # another replay finished it while we waited
-                reason = _replay_segment(kafka, topic, path, totals, progress, timeout_s, is_poison)
+                reason = _replay_segment(kafka, topic, path, totals, progress, timeout_s)
                 if reason is not None:
                     target = path.with_suffix(".corrupt")
                     os.rename(path, target)
@@ -270,66 +268,30 @@ def replay(
     )
 
 
-def _replay_segment(
-    kafka: Any,
-    topic: str,
-    path: Path,
-    totals: dict[str, int],
-    progress: Callable[[ReplayProgress], None] | None,
-    timeout_s: float,
-    is_poison: Callable[[BaseException | None], bool],
-) -> str | None:
+def _replay_segment(kafka: KafkaTransport, topic: str, path: Path, totals: dict[str, int],
+                    progress: Callable[[ReplayProgress], None] | None, timeout_s: float) -> str | None:
     """Send one segment from its saved offset; remove it when done. Returns a corruption reason, if any."""
-    offset = _read_offset(path)
-    sent = 0
-    chunk: list[SpoolRecord] = []
-    chunk_bytes = 0
-    corruption: str | None = None
 
-    def send() -> None:
-        nonlocal sent, chunk, chunk_bytes
-        futures = [kafka.send_async(topic, rec.key, rec.value) for rec in chunk]
-        if not kafka.wait_for(futures, timeout_s):
-            raise TransportError(f"Kafka did not acknowledge a chunk of {path.name} within {timeout_s:g}s")
-        for rec, future in zip(chunk, futures):
-            if future.succeeded():
-                continue
-            if is_poison(future.exception):
-                _keep_rejected(path.parent / "rejected", _writer_of(path), rec, future.exception)
-                totals["rejected"] += 1
-                continue
-            raise TransportError(f"Kafka refused a message of {path.name}: {future.exception}")
-        sent += len(chunk)
-        totals["records"] += len(chunk)
-        totals["bytes"] += chunk_bytes
-        _offset_file(path).write_text(str(chunk[-1].next_offset))
+    def reject(record: SpoolRecord, exc: BaseException | None) -> None:
+        keep_rejected(path.parent, _writer_of(path), record, exc)
+
+    def on_chunk(end: int, sent: int) -> None:
+        _offset_file(path).write_text(str(end))
         if progress is not None:
-            progress(ReplayProgress(path, sent, totals["records"], False))
-        chunk, chunk_bytes = [], 0
+            progress(ReplayProgress(path, sent, totals["records"] + sent, False))
 
-    for item in read_segment(path, offset):
-        if isinstance(item, SpoolCorruption):
-            corruption = item.reason
-            break
-        chunk.append(item)
-        chunk_bytes += len(item.value)
-        if len(chunk) >= _CHUNK_RECORDS or chunk_bytes >= _CHUNK_BYTES:
-            send()
-    if chunk:
-        send()
+    result = replay_segment(kafka, topic, path, _read_offset(path), timeout_s=timeout_s, reject=reject,
+                            on_chunk=on_chunk)
+    if result is None:
+        raise TransportError(f"Kafka did not acknowledge a chunk of {path.name} within {timeout_s:g}s")
+    totals["records"] += result.sent
+    totals["bytes"] += result.value_bytes
+    totals["rejected"] += result.rejected
     totals["segments"] += 1
+    corruption = result.corruption.reason if result.corruption is not None else None
     if corruption is None:
         path.unlink(missing_ok=True)
     _offset_file(path).unlink(missing_ok=True)
     if progress is not None:
-        progress(ReplayProgress(path, sent, totals["records"], True, corruption))
+        progress(ReplayProgress(path, result.sent, totals["records"], True, corruption))
     return corruption
-
-
-def _keep_rejected(directory: Path, writer_id: str, record: SpoolRecord, exc: BaseException | None) -> None:
-    writer = SpoolWriter(directory, writer_id)
-    try:
-        writer.append(record.key, record.value)
-    finally:
-        writer.seal()
-    _log.error("Kafka refused a %d-byte message (%s); kept in %s", len(record.value), exc, directory)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import re
 from typing import Any, Iterable, Mapping
 
 from schemas.limits import RunLimits
@@ -26,6 +27,7 @@ __all__ = [
     "column_of",
     "check_attributes",
     "truncate_middle",
+    "check_experiment_name",
 ]
 
 NAN = math.nan
@@ -179,3 +181,20 @@ def truncate_middle(text: str, limit: int) -> str:
     head = room // 3
     tail = room - head
     return text[:head] + marker.format(len(text) - room) + text[len(text) - tail :]
+
+
+# Azure ML's rule: letters, digits, '_' and '-', starting with a letter or digit.
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_experiment_name(name: Any, limit: int) -> str:
+    """An experiment name: 1-``limit`` characters of ``[A-Za-z0-9_-]``, starting with a letter or digit."""
+    if not isinstance(name, str):
+        raise InvalidValueType(f"experiment name must be a str, got {type(name).__name__}")
+    if not _EXPERIMENT_NAME.fullmatch(name):
+        raise InvalidLogCall(
+            f"experiment name {name!r} must be letters, digits, '_' or '-', starting with a letter or digit"
+        )
+    if len(name) > limit:
+        raise InvalidLogCall(f"experiment name is {len(name)} characters; the limit is {limit}")
+    return name

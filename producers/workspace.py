@@ -18,13 +18,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Self
 
+from schemas.errors import ConfigurationError
+from schemas.settings import WorkspaceSettings, find_config
+
 from .emitter import Emitter, RunState, TransportFactory
-from .errors import ConfigurationError, ReadError
-from .settings import WorkspaceSettings, find_config
 from .transport import EventTransport, SpoolTransport
 
 if TYPE_CHECKING:
-    from .reading import RunReader
+    from store import RunReader
 
 __all__ = ["Workspace"]
 
@@ -190,13 +191,12 @@ class Workspace:
     # -- reading -------------------------------------------------------------------
 
     def reader(self) -> RunReader:
-        """The reader of runs (``producers.reading.RunReader``), imported and built on first use."""
+        """The reader of runs (a ``store.RunReader``, see :mod:`producers.reading`), built on first use."""
         if self._reader is None:
-            try:
-                from .reading import RunReader
-            except ImportError as exc:
-                raise ReadError(f"reading runs back is unavailable: {exc}") from exc
-            self._reader = RunReader(self.settings)
+            # Imported here: a process that only logs never loads the store layer.
+            from .reading import open_reader
+
+            self._reader = open_reader(self.settings)
         return self._reader
 
     # -- lifetime ------------------------------------------------------------------
@@ -207,10 +207,7 @@ class Workspace:
             emitter = self._emitter
         if emitter is not None:
             emitter.close(timeout)
-        reader, self._reader = self._reader, None
-        close = getattr(reader, "close", None)
-        if callable(close):
-            close()
+        self._reader = None  # a reader holds nothing open between reads
 
     def __enter__(self) -> Self:
         return self

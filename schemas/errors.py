@@ -9,25 +9,30 @@ dead-letter it, never retry it)::
     ├── ContractError                  schemas: the wire contract
     │   ├── EncodeError                a record cannot be encoded (ValueError)
     │   └── DecodeError                bytes are not a valid runstream event (.reason)
+    ├── ConfigurationError             schemas: bad settings, runstream.json, flags or limits (ValueError)
+    ├── store.errors.StoreError        ClickHouse / chDB refused or unreachable (retriable per instance)
+    │   ├── StoreBusy                  another process holds the chDB directory
+    │   └── OwnerUnavailable           nobody answers on a home's query socket
     ├── producers.errors.SdkError      the training-side API
     │   ├── InvalidLogCall             bad argument at call time (ValueError)
     │   ├── InvalidValueType           unsupported value type (TypeError)
     │   ├── RunNotActive               logging to a finished run
     │   ├── TransportError             Kafka / spool could not take the bytes (retriable)
-    │   └── ReadError                  reading a run back failed
+    │   ├── ReadError                  reading a run back failed
+    │   └── JobFailed                  a submitted script failed
     └── consumers.errors.IngestError   the ingest side
         ├── InvalidEvent               decoded, but breaks a rule (dead-lettered)
         │   └── RunLimitExceeded       over a per-run limit (dead-lettered)
         ├── SourceError                Kafka / spool source failure (retriable)
-        ├── SinkError                  ClickHouse / chDB failure (retriable)
-        └── ConfigError                bad configuration at start (ValueError)
+        └── DeadLetterError            the dead letters could not take a message (retriable)
 
-The root lives here, in the contract package, because both sides import it.
+The root and the shared leaves live here, in the lowest layer, because every
+other package imports them.
 """
 
 from __future__ import annotations
 
-__all__ = ["PipelineError", "ContractError", "EncodeError", "DecodeError"]
+__all__ = ["PipelineError", "ContractError", "EncodeError", "DecodeError", "ConfigurationError"]
 
 
 class PipelineError(Exception):
@@ -62,3 +67,7 @@ class DecodeError(ContractError):
         self.reason = reason
         self.detail = detail[:300]
         super().__init__(f"{reason}: {self.detail}" if self.detail else reason)
+
+
+class ConfigurationError(PipelineError, ValueError):
+    """Settings, a ``runstream.json``, command-line flags or limits are invalid; found at start, never retried."""

@@ -1,6 +1,6 @@
 -- runstream's ClickHouse schema, version 1.
 --
--- A template for string.Template, rendered by consumers/store/migrations.py from a
+-- A template for string.Template, rendered by store/migrations.py from a
 -- FIXED set of fragments chosen by the server's version (never from user data):
 --   ${db}               the database, a validated identifier, back-quoted
 --   ${lc}               LowCardinality(String) on modern servers, String on 18.16

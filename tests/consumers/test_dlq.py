@@ -3,7 +3,7 @@ import json
 import pytest
 
 from consumers.dlq import DeadLetter, FolderDeadLetters
-from consumers.errors import SinkError
+from consumers.errors import DeadLetterError
 from consumers.message import RawMessage
 
 
@@ -23,5 +23,5 @@ def test_folder_dead_letters_keep_bytes_and_reason(tmp_path):
 def test_folder_errors_are_sink_errors(tmp_path):
     (tmp_path / "file").write_text("x")
     dl = FolderDeadLetters(tmp_path / "file" / "sub")
-    with pytest.raises(SinkError):
+    with pytest.raises(DeadLetterError):
         dl.send([DeadLetter(RawMessage("s", 0, 1, None, b""), "empty", "", -1)])

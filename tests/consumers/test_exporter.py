@@ -6,7 +6,6 @@ tests/integration/test_health_exporter.py.
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Sequence
 
@@ -16,17 +15,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import DuplicateTimeseries
 
 import consumers.exporter as exporter
-from consumers.errors import ConfigError
-from consumers.exporter import (
-    SERIES,
-    ClickHouseReading,
-    ExporterConfig,
-    KafkaReading,
-    PipelineCollector,
-    Poller,
-    read_kafka,
-    register,
-)
+from consumers.exporter import SERIES, KafkaReading, PipelineCollector, Poller, read_kafka
+from schemas.settings import ExporterSettings
+from store.health import TableHealth
+
+LOCAL = {"kafka": "127.0.0.1:9092", "clickhouse": "clickhouse://127.0.0.1:9000/runstream"}
 
 NOW = 1_700_000_000.0
 
@@ -71,12 +64,12 @@ class FakeOffsets:
 class FakeStats:
     """A ClickHouseStats returning a fixed reading, or raising ``error``."""
 
-    def __init__(self, reading: ClickHouseReading) -> None:
+    def __init__(self, reading: TableHealth) -> None:
         self.reading = reading
         self.error: Exception | None = None
         self.closed = False
 
-    def read(self) -> ClickHouseReading:
+    def read(self) -> TableHealth:
         if self.error is not None:
             raise self.error
         return self.reading
@@ -156,7 +149,7 @@ def test_collector_serves_the_last_readings() -> None:
     collector = PipelineCollector(registry, clock=lambda: NOW)
     collector.update_kafka(KafkaReading(lag={("ev", 0): 4, ("ev", 1): 0}, dlq_size=2), seconds=0.25)
     collector.update_clickhouse(
-        ClickHouseReading(tables={"runs": (3, 1), "metric_scalars": (100, 4)}, newest_point_ms=int(NOW * 1000) - 90_000),
+        TableHealth(tables={"runs": (3, 1), "metric_scalars": (100, 4)}, newest_point_ms=int(NOW * 1000) - 90_000),
         seconds=0.5,
     )
     samples = scrape(registry)
@@ -177,7 +170,7 @@ def test_newest_point_age_grows_between_polls() -> None:
     now = [NOW]
     registry = CollectorRegistry()
     collector = PipelineCollector(registry, clock=lambda: now[0])
-    collector.update_clickhouse(ClickHouseReading(tables={}, newest_point_ms=int(NOW * 1000)), seconds=0.1)
+    collector.update_clickhouse(TableHealth(tables={}, newest_point_ms=int(NOW * 1000)), seconds=0.1)
     assert scrape(registry)[("runstream_newest_point_age_seconds", ())] == 0
     now[0] += 42
     assert scrape(registry)[("runstream_newest_point_age_seconds", ())] == 42
@@ -186,9 +179,9 @@ def test_newest_point_age_grows_between_polls() -> None:
 def test_newest_point_from_the_future_is_age_zero_and_no_points_is_no_series() -> None:
     registry = CollectorRegistry()
     collector = PipelineCollector(registry, clock=lambda: NOW)
-    collector.update_clickhouse(ClickHouseReading(tables={}, newest_point_ms=int(NOW * 1000) + 5_000), seconds=0.1)
+    collector.update_clickhouse(TableHealth(tables={}, newest_point_ms=int(NOW * 1000) + 5_000), seconds=0.1)
     assert scrape(registry)[("runstream_newest_point_age_seconds", ())] == 0
-    collector.update_clickhouse(ClickHouseReading(tables={"metric_scalars": (0, 0)}, newest_point_ms=None), seconds=0.1)
+    collector.update_clickhouse(TableHealth(tables={"metric_scalars": (0, 0)}, newest_point_ms=None), seconds=0.1)
     assert "runstream_newest_point_age_seconds" not in names(scrape(registry))
 
 
@@ -196,7 +189,7 @@ def test_failed_source_reports_down_and_drops_its_stale_series() -> None:
     registry = CollectorRegistry()
     collector = PipelineCollector(registry, clock=lambda: NOW)
     collector.update_kafka(KafkaReading(lag={("ev", 0): 4}, dlq_size=1), seconds=0.1)
-    collector.update_clickhouse(ClickHouseReading(tables={"runs": (1, 1)}, newest_point_ms=None), seconds=0.1)
+    collector.update_clickhouse(TableHealth(tables={"runs": (1, 1)}, newest_point_ms=None), seconds=0.1)
     collector.update_kafka(None, seconds=10.0)
     samples = scrape(registry)
     assert samples[("runstream_kafka_up", ())] == 0
@@ -215,7 +208,7 @@ def test_series_lists_every_name_the_collector_can_emit() -> None:
     registry = CollectorRegistry()
     collector = PipelineCollector(registry, clock=lambda: NOW)
     collector.update_kafka(KafkaReading(lag={("ev", 0): 1}, dlq_size=0), seconds=0.1)
-    collector.update_clickhouse(ClickHouseReading(tables={"runs": (1, 1)}, newest_point_ms=1), seconds=0.1)
+    collector.update_clickhouse(TableHealth(tables={"runs": (1, 1)}, newest_point_ms=1), seconds=0.1)
     assert names(scrape(registry)) == set(SERIES)
 
 
@@ -236,8 +229,8 @@ def make_poller(
     collector = PipelineCollector(registry, clock=lambda: NOW)
     offsets = FakeOffsets({"runstream.events": {0: (0, 10)}, "runstream.events.dlq": {0: (0, 2)}},
                           {("runstream-ingest", "runstream.events"): {0: 6}})
-    stats = FakeStats(ClickHouseReading(tables={"runs": (5, 2)}, newest_point_ms=int(NOW * 1000)))
-    config = ExporterConfig(timeout_s=timeout_s, interval_s=60)
+    stats = FakeStats(TableHealth(tables={"runs": (5, 2)}, newest_point_ms=int(NOW * 1000)))
+    config = ExporterSettings(**LOCAL, timeout_s=timeout_s, interval_s=60)
     poller = Poller(collector, config, kafka=offsets, clickhouse=stats)
     return registry, poller, offsets, stats
 
@@ -306,68 +299,12 @@ def test_start_polls_at_once_and_stop_closes_the_clients() -> None:
     assert offsets.closed and stats.closed
 
 
-# --------------------------------------------------------------------------- config and CLI
-
-
-def test_config_defaults_match_the_ingest_worker() -> None:
-    config = ExporterConfig()
-    assert (config.topic, config.dlq_topic, config.group) == ("runstream.events", "runstream.events.dlq",
-                                                              "runstream-ingest")
-    assert config.port == 9465
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"port": 70000},
-        {"topic": "bad topic"},
-        {"topic": "a", "dlq_topic": "a"},
-        {"interval_s": 0},
-        {"timeout_s": -1},
-        {"group": ""},
-        {"clickhouse": "http://127.0.0.1:8123"},
-        {"kafka": " "},
-    ],
-)
-def test_config_rejects_bad_values(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ConfigError):
-        ExporterConfig(**kwargs)  # type: ignore[arg-type]
-
-
-def test_config_rejects_unknown_keys() -> None:
-    with pytest.raises(TypeError):
-        ExporterConfig(prot=1)  # type: ignore[call-arg]
-
-
-def test_cli_flags_build_the_config() -> None:
-    parser = argparse.ArgumentParser(prog="runstream")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["exporter", "--port", "9999", "--kafka", "k:1", "--clickhouse", "clickhouse://h:9000/db",
-         "--group", "g", "--topic", "t", "--dlq-topic", "t.dead", "--interval", "2", "--timeout", "1"]
-    )
-    assert args.handler is exporter.run
-    config = exporter._config_from_args(args)
-    assert config == ExporterConfig(
-        port=9999, kafka="k:1", clickhouse="clickhouse://h:9000/db", group="g", topic="t",
-        dlq_topic="t.dead", interval_s=2, timeout_s=1,
-    )
+# --------------------------------------------------------------------------- exports
 
 
 def test_exports() -> None:
     assert sorted(exporter.__all__) == sorted(
-        [
-            "SERIES", "ClickHouseReading", "ClickHouseStats", "ExporterConfig", "KafkaReading",
-            "OffsetReader", "PipelineCollector", "Poller", "main", "read_kafka", "register", "run",
-        ]
+        ["SERIES", "ClickHouseStats", "KafkaReading", "OffsetReader", "PipelineCollector", "Poller", "read_kafka"]
     )
     for name in exporter.__all__:
         assert getattr(exporter, name).__doc__ or name == "SERIES"
-
-
-def test_sources_exports() -> None:
-    import consumers.exporter_sources as sources
-
-    assert sorted(sources.__all__) == ["ClickHouseSystemStats", "KafkaAdminOffsets"]
-    for name in sources.__all__:
-        assert getattr(sources, name).__doc__

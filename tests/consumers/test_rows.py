@@ -85,7 +85,7 @@ def test_rejections_grouped_per_reason_and_metric():
 
 
 def test_columns_match_the_store_schema():
-    from consumers.store import TABLES
+    from store import TABLES
 
     for table, columns in TABLE_COLUMNS.items():
         assert table in TABLES, table

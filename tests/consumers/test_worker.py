@@ -6,12 +6,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from consumers.config import IngestConfig
+from schemas.settings import IngestSettings
 from consumers.limits import RunLimiter
 from consumers.message import RawMessage
 from consumers.metrics import IngestMetrics
 from consumers.testing import FixedCounterLoader, InMemorySink, ListSource, MemoryDeadLetters
 from consumers.worker import Worker
+from store.errors import sink_error
 from schemas import RunLimits, encode
 
 from . import factory as f
@@ -27,7 +28,7 @@ class FakeClock:
 
 def make(messages=(), *, limits=RunLimits(), sink=None, flush_rows=10_000, **cfg):
     clock = FakeClock()
-    config = IngestConfig(flush_rows=flush_rows, retry_initial_s=0.001, retry_max_s=0.002, metrics_port=None, **cfg)
+    config = IngestSettings(flush_rows=flush_rows, retry_initial_s=0.001, retry_max_s=0.002, metrics_port=None, **cfg)
     registry = CollectorRegistry()
     worker = Worker(source=ListSource(messages), sink=sink or InMemorySink(),
                     limiter=RunLimiter(limits, FixedCounterLoader()), dead_letters=MemoryDeadLetters(),
@@ -89,7 +90,7 @@ def test_partial_batch_write_is_not_repeated():
     def flaky(table, columns):
         calls.append(table)
         if table == "metric_scalars" and calls.count(table) == 1:
-            raise __import__("consumers.errors").errors.SinkError("boom")
+            raise sink_error("boom")
         original(table, columns)
 
     sink.write = flaky
@@ -255,12 +256,11 @@ def test_flushes_by_bytes():
 
 
 def test_rows_the_server_refuses_as_invalid_are_isolated_and_dead_lettered():
-    from consumers.errors import SinkError
 
     class Picky(InMemorySink):
         def write(self, table, columns):
             if table == "metric_scalars" and "poison" in columns["name"]:
-                err = SinkError("Code: 53. Type mismatch")
+                err = sink_error("Code: 53. Type mismatch")
                 err.retriable = False
                 raise err
             super().write(table, columns)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from consumers.store import ChdbStore
+from store import ChdbStore
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "sweep-analytics.json"
 T0_MS = 1_700_000_000_000  # inside the time range below

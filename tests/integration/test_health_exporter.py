@@ -20,7 +20,7 @@ from types import TracebackType
 from clickhouse_driver import Client
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers._kafka import kafka
+from schemas.kafka_client import kafka
 from consumers.exporter import read_kafka
 from consumers.exporter_sources import ClickHouseSystemStats, KafkaAdminOffsets
 from consumers.testing import create_topic, wait_until
@@ -48,7 +48,7 @@ class ExporterProcess:
 
     def __init__(self, args: Sequence[str], log_path: Path) -> None:
         [self.port] = free_ports(1)
-        self.args = [sys.executable, "-m", "consumers.cli", "exporter", "--host", "127.0.0.1",
+        self.args = [sys.executable, "-m", "runstream", "exporter", "--host", "127.0.0.1",
                      "--port", str(self.port), *args]
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None

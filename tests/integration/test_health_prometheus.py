@@ -29,8 +29,9 @@ import pytest
 import yaml
 
 import schemas
-from consumers._kafka import kafka
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from schemas.kafka_client import kafka
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from schemas import ScalarBatch
 from stack import REPO_ROOT, free_ports
 from test_health_exporter import ExporterProcess

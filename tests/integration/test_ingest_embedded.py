@@ -1,14 +1,18 @@
 """The embedded default: `runstream ingest` on the spool into chDB, SIGKILLed mid-way and restarted;
-readers ask the running ingest over its socket, or ingest the spool themselves when nothing runs."""
+readers ask the running ingest over the home's socket, or start an owner for the home when nothing runs."""
 
 from __future__ import annotations
 
+import os
 import signal
+from pathlib import Path
 
 import schemas
-from consumers.ownership import HomeLock
-from consumers.testing import IngestProcess, wait_until
-from producers.reading import ReadSettings, RunReader
+from store.home import HomeLock
+from consumers.testing import wait_until
+from runstream.testing import IngestProcess
+from producers.reading import open_reader
+from schemas.settings import WorkspaceSettings
 from schemas import RunStarted, RunStatusChanged, ScalarBatch
 from schemas.spool import SpoolWriter, list_segments
 
@@ -53,7 +57,7 @@ def test_sigkill_mid_ingest_then_restart_exactly_once(tmp_path):
         holder = HomeLock(home).holder()
         assert holder["role"] == "ingest" and holder["pid"] == second.proc.pid
         # While it runs, it owns chDB: this reader's queries go over its socket.
-        reader = RunReader(ReadSettings(home=home, visible_timeout_s=30))
+        reader = open_reader(WorkspaceSettings(home=home, visible_timeout_s=30))
         for r in range(RUNS):
             reader.wait_visible(f"emb_{r}", f"wemb_{r}", 2 + BATCHES)
             assert reader.get_metrics(f"emb_{r}")["loss"] == [float(s) for s in range(BATCHES * 100)]
@@ -64,11 +68,41 @@ def test_sigkill_mid_ingest_then_restart_exactly_once(tmp_path):
     assert "SIGTERM received" in second.output()
 
 
-def test_reader_ingests_the_spool_itself_when_nothing_runs(tmp_path):
+def test_a_reader_starts_an_owner_when_nothing_runs_and_a_worker_takes_over(tmp_path):
     home = tmp_path / "home"
     _write_spool(home / "spool", runs=[0])
-    reader = RunReader(ReadSettings(home=home))
-    assert len(reader.get_metrics("emb_0")["loss"]) == BATCHES * 100
+    reader = open_reader(WorkspaceSettings(home=home, owner_idle_s=60))
+    assert len(reader.get_metrics("emb_0")["loss"]) == BATCHES * 100  # the read waited for the spool
     assert not list_segments(home / "spool")
-    _write_spool(home / "spool", runs=[1])  # more arrives later: the next read picks it up
+    owner = HomeLock(home).holder()
+    assert owner["role"] == "on-demand" and owner["pid"] != os.getpid()
+    _write_spool(home / "spool", runs=[1])  # more arrives later: the next read sees it too
     assert reader.get_status("emb_1") == "Completed"
+    # `runstream ingest` wants the home: the reader-started owner steps down for it.
+    worker = IngestProcess(["--home", str(home)], tmp_path / "worker.log").start()
+    try:
+        wait_until(lambda: (HomeLock(home).holder() or {}).get("pid") == worker.proc.pid, timeout_s=60,
+                   what="the worker to own the home")
+        assert "taking" in worker.output() or "reader-started owner" in worker.output()
+        assert reader.get_status("emb_0") == "Completed"  # now over the worker's socket
+        assert worker.stop(timeout_s=30) == 0, worker.output()
+    finally:
+        worker.kill()
+
+
+def test_an_owner_started_by_a_reader_leaves_when_idle(tmp_path):
+    home = tmp_path / "home"
+    _write_spool(home / "spool", runs=[0])
+    reader = open_reader(WorkspaceSettings(home=home, owner_idle_s=1))
+    assert reader.get_status("emb_0") == "Completed"
+    pid = HomeLock(home).holder()["pid"]
+    wait_until(lambda: HomeLock(home).try_acquire("test"), timeout_s=30, what="the idle owner to free the home")
+    wait_until(lambda: not _running(pid), timeout_s=30, what="the idle owner to exit")
+
+
+def _running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # our child until we reap it

@@ -12,7 +12,8 @@ import time
 from clickhouse_driver import Client
 
 import schemas
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from schemas import RunStarted, RunStatusChanged, ScalarBatch
 
 RUNS, BATCHES, POINTS = 8, 30, 200  # 2 names x 100 steps per batch -> 48,000 points

@@ -8,8 +8,9 @@ from dataclasses import replace
 from clickhouse_driver import Client
 
 import schemas
-from consumers._kafka import kafka
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from schemas.kafka_client import kafka
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from schemas import ScalarBatch
 
 

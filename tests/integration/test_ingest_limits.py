@@ -6,7 +6,8 @@ from __future__ import annotations
 from clickhouse_driver import Client
 
 import schemas
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from schemas import ScalarBatch
 
 _seq = iter(range(1, 10_000))

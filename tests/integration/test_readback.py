@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import schemas
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from producers.errors import IngestNotRunning, ReadError, RunNotFound
-from producers.reading import ReadSettings, RunReader
+from producers.reading import open_reader
+from schemas.settings import WorkspaceSettings
 from schemas import (
     Column,
     FileChunk,
@@ -39,7 +41,7 @@ NOW_MS = int(time.time() * 1000)
 @dataclass
 class Backend:
     name: str
-    settings: ReadSettings
+    settings: WorkspaceSettings
     send: Callable[[list[schemas.Event]], None]
     topic: str | None = None
 
@@ -54,7 +56,7 @@ def backend(request, tmp_path, unique_name):
                 writer.append(e.run_id.encode(), schemas.encode(e))
             writer.close()
 
-        yield Backend("embedded", ReadSettings(home=home, visible_timeout_s=60), send)
+        yield Backend("embedded", WorkspaceSettings(home=home, visible_timeout_s=60), send)
         return
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     url = request.getfixturevalue("clickhouse_url").rsplit("/", 1)[0] + "/" + unique_name
@@ -67,7 +69,7 @@ def backend(request, tmp_path, unique_name):
         produce(bootstrap, unique_name, [(e.run_id.encode(), schemas.encode(e)) for e in events])
 
     try:
-        yield Backend("stack", ReadSettings(home=home, kafka=bootstrap, clickhouse=url, visible_timeout_s=90), send,
+        yield Backend("stack", WorkspaceSettings(home=home, kafka=bootstrap, clickhouse=url, visible_timeout_s=90), send,
                       topic=unique_name)
         assert worker.stop() == 0, worker.output()
     finally:
@@ -139,7 +141,7 @@ def _complete_run(run_id: str) -> Log:
 def test_metrics_tags_details_files_logs(backend, tmp_path):
     log = _complete_run("run_rb_1")
     backend.send(log.events)
-    reader = RunReader(backend.settings)
+    reader = open_reader(backend.settings)
     reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
     metrics = reader.get_metrics(log.run_id)
     assert metrics["loss"] == [1.0, 0.5, 0.25]  # step order
@@ -177,7 +179,7 @@ def test_redelivered_messages_never_double_a_value(backend):
             values=[1.0, 2.0])
     log.add(RowLogged, name="xy", description="", columns=[Column("x", [1.0])])
     backend.send(log.events + log.events[1:])  # the same messages twice, as after a crash
-    reader = RunReader(backend.settings)
+    reader = open_reader(backend.settings)
     reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
     assert reader.get_metrics(log.run_id) == {"loss": [1.0, 2.0], "xy": {"x": [1.0]}}
 
@@ -191,7 +193,7 @@ def test_silent_running_run_reads_failed_process_lost(backend):
     alive.add(Heartbeat, interval_ms=30_000)
     backend.send(log.events)
     backend.send(alive.events)
-    reader = RunReader(backend.settings)
+    reader = open_reader(backend.settings)
     reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
     reader.wait_visible(alive.run_id, alive.writer_id, alive.last_seq)
     assert reader.get_status(log.run_id) == "Failed"
@@ -208,7 +210,7 @@ def test_rejections_are_readable(backend):
     log.add(ScalarBatch, names=[f"m{i}" for i in range(51)], descriptions=[""] * 51, name_idx=list(range(51)),
             steps=[0] * 51, times_ms=[0] * 51, values=[1.0] * 51)
     backend.send(log.events)
-    reader = RunReader(backend.settings)
+    reader = open_reader(backend.settings)
     reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
     assert len(reader.get_metrics(log.run_id)) == 50
     rejections = reader.get_rejections(log.run_id)
@@ -222,7 +224,7 @@ def test_wait_settled_returns_once_the_ending_writer_is_visible(backend):
     log.add(LogBatch, lines=[LogLine(NOW_MS, "stdout", "", 20, "last words")])
     log.add(RunStatusChanged, status="Completed")
     backend.send(log.events)
-    reader = RunReader(backend.settings)
+    reader = open_reader(backend.settings)
     def completed() -> bool:
         try:
             return reader.get_status(log.run_id) == "Completed"
@@ -237,7 +239,7 @@ def test_wait_settled_returns_once_the_ending_writer_is_visible(backend):
 
 
 def test_not_visible_in_time(backend):
-    reader = RunReader(backend.settings, visible_timeout_s=0.5)
+    reader = open_reader(replace(backend.settings, visible_timeout_s=0.5))
     expected = IngestNotRunning if backend.name == "stack" else ReadError
     with pytest.raises(expected, match="runstream ingest" if backend.name == "stack" else "visible"):
         reader.wait_visible("run_never", "w_never", 5)

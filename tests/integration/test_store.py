@@ -23,11 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from clickhouse_driver import Client
 
-from consumers.errors import SinkError
-from consumers.store import ChdbStore, ClickHouseStore, StoreBusy, open_store
-from consumers.store import chdb as chdb_module
-from consumers.store.base import TABLES
-from consumers.store.migrations import load_migrations
+from store.errors import StoreError
+from store import ChdbStore, ClickHouseStore, StoreBusy, open_store
+from store import chdb as chdb_module
+from store.base import TABLES
+from store.migrations import load_migrations
 
 HOSTILE = [
     "'", '"', "\\", "\\'", "'); DROP TABLE x; --", "\x00", "a\x00b", "😀𝄞", "\\N", "\t\n\r", "{db}", "{x:String}",
@@ -224,16 +224,16 @@ def test_versioned_tables_keep_the_newest(store: Any) -> None:
 
 
 def test_refused_statements_are_not_retriable(store: Any) -> None:
-    with pytest.raises(SinkError) as info:
+    with pytest.raises(StoreError) as info:
         store.query("SELEC 1")
     assert info.value.retriable is False
-    with pytest.raises(SinkError) as info:
+    with pytest.raises(StoreError) as info:
         store.query("SELECT * FROM {db}.no_such_table")
     assert info.value.retriable is False
-    with pytest.raises(SinkError) as info:
+    with pytest.raises(StoreError) as info:
         store.write("metric_scalars", {**scalar_batch("w", 1, ["a"]), "step": ["not a number"]})
     assert info.value.retriable is False
-    with pytest.raises(SinkError) as info:
+    with pytest.raises(StoreError) as info:
         store.write("metric_scalars", {**scalar_batch("w", 1, ["a"]), "seq": [-1]})
     assert info.value.retriable is False
     store.write("metric_scalars", scalar_batch("w", 1, ["still works"]))
@@ -246,7 +246,7 @@ def test_unreachable_server_is_retriable() -> None:
         port = sock.getsockname()[1]
     s = ClickHouseStore.from_url(f"clickhouse://127.0.0.1:{port}/runstream?connect_timeout=2")
     try:
-        with pytest.raises(SinkError) as info:
+        with pytest.raises(StoreError) as info:
             s.migrate()
         assert info.value.retriable is True
     finally:
@@ -272,7 +272,7 @@ def test_open_store_picks_the_backend(clickhouse_url: str, tmp_path: Path) -> No
 
 _HOLDER = textwrap.dedent("""
     import sys, time
-    from consumers.store import ChdbStore
+    from store import ChdbStore
     store = ChdbStore(sys.argv[1])
     print("ready", flush=True)
     time.sleep(float(sys.argv[2]))
@@ -341,7 +341,7 @@ def test_closed_chdb_store_refuses_calls(tmp_path: Path) -> None:
     store = ChdbStore(tmp_path / "chdb")
     store.close()
     store.close()
-    with pytest.raises(SinkError):
+    with pytest.raises(StoreError):
         store.query("SELECT 1")
     with ChdbStore(tmp_path / "chdb") as again:  # the lock went with close()
         assert again.query("SELECT 1") == [(1,)]
@@ -356,7 +356,7 @@ def test_forked_child_does_not_inherit_the_chdb_store(tmp_path: Path) -> None:
                 try:
                     store.query("SELECT 1")
                     code = 1  # the parent's engine must not be usable here
-                except SinkError:
+                except StoreError:
                     pass
                 try:
                     ChdbStore(tmp_path / "chdb")

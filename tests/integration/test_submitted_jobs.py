@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.testing import IngestProcess, create_topic, wait_until
+from consumers.testing import create_topic, wait_until
+from runstream.testing import IngestProcess
 from producers import Experiment, JobFailed, Run, ScriptRunConfig, Workspace
-from producers.submit import wait_result
+from producers.jobs import wait_result
 from schemas import RunLimits
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ class Backend:
     def cli(self, *args: str, **kw) -> subprocess.Popen[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
         env.update(self.env, PYTHONPATH=str(REPO))
-        return subprocess.Popen([sys.executable, "-m", "consumers.cli", "-q", *args], env=env, text=True,
+        return subprocess.Popen([sys.executable, "-m", "runstream", "-q", *args], env=env, text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 

@@ -1,4 +1,4 @@
-"""producers._job_bootstrap, in real child processes: the script runs as `python SCRIPT` would, logging
+"""producers.job_bootstrap, in real child processes: the script runs as `python SCRIPT` would, logging
 records ship to the submitted run, basicConfig and lastResort keep working, tracebacks start in the script."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def bootstrap(tmp_path: Path, body: str, *args: str, error_file: bool = True) ->
                RUNSTREAM_EXPERIMENT="boot", RUNSTREAM_JOB_SUBMITTER_PID=str(os.getpid()))
     if error_file:
         env["RUNSTREAM_JOB_ERROR_FILE"] = str(tmp_path / "error.txt")
-    return subprocess.run([sys.executable, "-m", "producers._job_bootstrap", str(script), *args], cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "producers.job_bootstrap", str(script), *args], cwd=tmp_path,
                           env=env, text=True, capture_output=True, timeout=60, check=False)
 
 
@@ -104,6 +104,6 @@ def test_a_syntax_error_is_reported_like_python_does(tmp_path: Path) -> None:
 
 
 def test_without_a_script_it_says_how_to_use_it(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "producers._job_bootstrap"], cwd=tmp_path, text=True,
+    proc = subprocess.run([sys.executable, "-m", "producers.job_bootstrap"], cwd=tmp_path, text=True,
                           capture_output=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 2 and "usage" in proc.stderr

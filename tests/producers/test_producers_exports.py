@@ -2,11 +2,13 @@ import importlib
 
 import producers
 
-MODULES = ["producers", "producers.errors", "producers.settings", "producers.values", "producers.transport",
-           "producers.kafka_transport", "producers.failover", "producers.emitter", "producers.lifecycle",
-           "producers.testing", "producers.files", "producers.workspace", "producers.experiment", "producers.run",
-           "producers.spool_tools", "producers.submit", "producers.log_handler", "producers._job_capture",
-           "producers._job_bootstrap", "producers._job_logs"]
+MODULES = ["producers", "producers.errors", "producers.values", "producers.transport", "producers.chunking",
+           "producers.kafka_transport", "producers.failover", "producers.outbox", "producers.emitter",
+           "producers.lifecycle", "producers.testing", "producers.files", "producers.workspace", "producers.run",
+           "producers.reading", "producers.spool_tools", "producers.log_handler", "producers.job_bootstrap",
+           "producers.jobs", "producers.jobs.capture", "producers.jobs.config", "producers.jobs.environment",
+           "producers.jobs.logs", "producers.jobs.outputs", "producers.jobs.process", "producers.jobs.registry",
+           "producers.jobs.waiting"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -16,9 +18,9 @@ def test_public_names_are_pinned() -> None:
         "RunNotActive", "TransportError", "BufferFull", "ConfigurationError", "ReadError", "RunNotFound",
         "IngestNotRunning", "ScriptRunConfig", "JobEnvironment", "RunLogHandler", "JobFailed",
     ])
-    assert sorted(importlib.import_module("producers.submit").__all__) == sorted([
-        "ScriptRunConfig", "JobEnvironment", "JobResult", "submit", "wait_for_completion", "wait_result",
-        "exit_code_of", "job_of"])
+    assert sorted(importlib.import_module("producers.jobs").__all__) == sorted([
+        "ENV_ERROR_FILE", "ENV_SUBMITTER_PID", "Job", "JobEnvironment", "JobResult", "ScriptRunConfig",
+        "exit_code_of", "job_of", "wait_for_completion", "wait_result"])
     assert importlib.import_module("producers.log_handler").__all__ == ["RunLogHandler"]
     assert sorted(importlib.import_module("producers.spool_tools").__all__) == sorted([
         "SegmentInfo", "SpoolDirStatus", "SpoolStatus", "ReplayProgress", "ReplayResult", "spool_status", "replay",

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from producers import ConfigurationError, Experiment, ReadError, Run, Workspace
+from producers import ConfigurationError, Experiment, Run, Workspace
 from producers import lifecycle
 from producers import run as run_module
 from producers.testing import InMemoryTransport
@@ -97,7 +97,7 @@ def test_get_context_builds_a_default_workspace(monkeypatch: pytest.MonkeyPatch,
 
 
 class FakeReader:
-    """Stands in for producers.reading.RunReader (owned by the ingest side)."""
+    """Stands in for the store.RunReader that producers.reading.open_reader builds."""
 
     instances: list[FakeReader] = []
 
@@ -131,7 +131,7 @@ class FakeReader:
 @pytest.fixture
 def reader(monkeypatch: pytest.MonkeyPatch) -> type[FakeReader]:
     module = types.ModuleType("producers.reading")
-    module.RunReader = FakeReader  # type: ignore[attr-defined]
+    module.open_reader = FakeReader  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "producers.reading", module)
     FakeReader.instances = []
     return FakeReader
@@ -180,10 +180,3 @@ def test_get_runs_yields_run_handles(ws: Workspace, reader: type[FakeReader]) ->
     runs = list(Experiment(ws, "e").get_runs())
     assert [r.id for r in runs] == ["r1", "r2"] and [r.status for r in runs] == ["Running", "Failed"]
     assert reader.instances[0].calls == [("get_runs", "e")]
-
-
-def test_reading_without_the_reader_module_is_a_read_error(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "producers.reading", None)  # import fails
-    run = Experiment(ws, "e").start_logging()
-    with pytest.raises(ReadError, match="unavailable"):
-        run.get_metrics()

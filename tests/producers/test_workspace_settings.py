@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from producers import ConfigurationError, Workspace, WorkspaceSettings
-from producers.settings import find_config
+from schemas.settings import find_config
 from schemas import RunLimits
 
 

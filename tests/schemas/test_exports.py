@@ -3,6 +3,7 @@ import schemas.codec
 import schemas.errors
 import schemas.limits
 import schemas.records
+import schemas.settings
 import schemas.spool
 
 
@@ -14,17 +15,23 @@ def test_public_names_are_pinned():
          "PropertiesSet", "ScalarBatch", "ListLogged", "RowLogged", "TableLogged", "ImageLogged", "FileChunk",
          "LogBatch"]
     )
-    for module in (schemas, schemas.codec, schemas.errors, schemas.limits, schemas.records, schemas.spool):
+    for module in (schemas, schemas.codec, schemas.errors, schemas.limits, schemas.records, schemas.settings,
+                   schemas.spool):
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
 def test_error_tree_is_rooted_and_flags_retriable():
-    from consumers.errors import ConfigError, InvalidEvent, RunLimitExceeded, SinkError, SourceError
+    from consumers.errors import DeadLetterError, InvalidEvent, RunLimitExceeded, SourceError
     from producers.errors import InvalidLogCall, InvalidValueType, TransportError
+    from schemas.errors import ConfigurationError
+    from store.errors import OwnerUnavailable, RunNotFound, StoreBusy, StoreError
 
-    for cls in (schemas.DecodeError, InvalidLogCall, InvalidValueType, TransportError, InvalidEvent, RunLimitExceeded, SinkError, SourceError, ConfigError):
+    for cls in (schemas.DecodeError, InvalidLogCall, InvalidValueType, TransportError, InvalidEvent, RunLimitExceeded,
+                DeadLetterError, SourceError, ConfigurationError, StoreError, StoreBusy, OwnerUnavailable, RunNotFound):
         assert issubclass(cls, schemas.PipelineError)
     assert issubclass(InvalidLogCall, ValueError) and issubclass(InvalidValueType, TypeError)
-    assert TransportError.retriable and SinkError.retriable and SourceError.retriable
-    assert not schemas.DecodeError.retriable and not InvalidEvent.retriable
+    assert issubclass(ConfigurationError, ValueError) and issubclass(RunNotFound, LookupError)
+    assert TransportError.retriable and DeadLetterError.retriable and SourceError.retriable
+    assert StoreError("down").retriable and not StoreError("bad row", retriable=False).retriable
+    assert not schemas.DecodeError.retriable and not InvalidEvent.retriable and not ConfigurationError.retriable

@@ -1,0 +1,378 @@
+"""Every process's settings in one place: names, ``RUNSTREAM_*`` variables, defaults and precedence.
+
+Each process builds one frozen settings object at its entry point and passes
+it down; nothing past that point reads the environment::
+
+    Settings                  shared by every process: where Kafka, ClickHouse and the home are
+    ├── WorkspaceSettings     the SDK: the emitter's knobs and read-back timeouts (Workspace)
+    ├── IngestSettings        runstream ingest: batching, retries, the consumer group
+    └── ExporterSettings      runstream exporter: port and poll interval
+
+Precedence, highest first: explicit values (``Workspace(...)`` arguments,
+command-line flags), the environment (:data:`ENV`), a ``runstream.json``
+(:meth:`Settings.from_file`), the defaults below. Nothing configured is the
+embedded default: events go to the spool under ``$RUNSTREAM_HOME/spool`` and
+are stored in chDB under ``$RUNSTREAM_HOME/chdb``; no server is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from .errors import ConfigurationError
+from .limits import RunLimits
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "DEFAULT_DLQ_TOPIC",
+    "DEFAULT_GROUP",
+    "DEFAULT_HOME",
+    "DEFAULT_TOPIC",
+    "ENV",
+    "ENV_CONFIG",
+    "ExporterSettings",
+    "IngestSettings",
+    "LOCAL_CLICKHOUSE",
+    "LOCAL_KAFKA",
+    "Settings",
+    "WorkspaceSettings",
+    "find_config",
+]
+
+DEFAULT_TOPIC = "runstream.events"
+DEFAULT_DLQ_TOPIC = "runstream.events.dlq"
+DEFAULT_GROUP = "runstream-ingest"
+DEFAULT_HOME = ".runstream"
+"""Relative to the working directory, like ``mlruns/``: a sweep's data sits beside its code."""
+CONFIG_FILE_NAME = "runstream.json"
+
+LOCAL_KAFKA = "127.0.0.1:9092"
+"""The broker ``deploy/local/kafka.sh`` starts; the exporter's default."""
+LOCAL_CLICKHOUSE = "clickhouse://127.0.0.1:9000/runstream"
+"""The server ``deploy/local/clickhouse.sh`` starts; the exporter's default."""
+
+ENV: Mapping[str, str] = {
+    "kafka": "RUNSTREAM_KAFKA",
+    "clickhouse": "RUNSTREAM_CLICKHOUSE",
+    "home": "RUNSTREAM_HOME",
+    "topic": "RUNSTREAM_TOPIC",
+}
+"""Setting -> the environment variable it is read from (every process reads the same ones)."""
+ENV_CONFIG = "RUNSTREAM_CONFIG"
+"""Path of the ``runstream.json`` that ``Workspace.from_config()`` reads."""
+
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_HOST_PORT = re.compile(r"[^\s,:/]+:\d{1,5}")
+
+
+def _positive_int(settings: Settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _positive_seconds(settings: Settings, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """What every process shares. Build with :meth:`resolve` (or directly, in tests)."""
+
+    kafka: str | None = None
+    """Bootstrap servers, ``host:port[,host:port...]``; None = the embedded spool."""
+    clickhouse: str | None = None
+    """``clickhouse://user:pass@host:9000/db`` (``clickhouses://`` for TLS); None = chDB under ``home``."""
+    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
+    """Local data: ``spool/``, ``outbox/``, ``chdb/``, ``deadletter/``, the owner lock."""
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    group: str = DEFAULT_GROUP
+    """The ingest workers' consumer group."""
+    topic_partitions: int = 8
+    """Partitions of a topic runstream has to create (broker auto-creation is never relied on)."""
+    topic_replication_factor: int = -1
+    """-1 = the broker's ``default.replication.factor``."""
+    kafka_options: Mapping[str, Any] = field(default_factory=dict)
+    """Extra kafka-python client settings (TLS/SASL: ``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``...)."""
+    limits: RunLimits = field(default_factory=RunLimits)
+    heartbeat_lost_s: float = 300.0
+    """A Running run silent this long reads as Failed ("process lost") and stops counting as active."""
+
+    _MANAGED_KAFKA_OPTIONS = frozenset({"bootstrap_servers"})
+
+    def __post_init__(self) -> None:
+        if self.kafka is not None:
+            servers = [s.strip() for s in self.kafka.split(",")]
+            if not all(_HOST_PORT.fullmatch(s) for s in servers):
+                raise ConfigurationError(f"kafka must be host:port[,host:port...], got {self.kafka!r}")
+        if self.clickhouse is not None and not self.clickhouse.startswith(("clickhouse://", "clickhouses://")):
+            raise ConfigurationError(
+                f"clickhouse must be a clickhouse://user:pass@host:port/db URL, got {self.clickhouse!r}")
+        if not isinstance(self.home, Path):
+            raise ConfigurationError(f"home must be a Path, got {self.home!r}")
+        for name in ("topic", "dlq_topic", "group"):
+            if not _TOPIC.fullmatch(getattr(self, name)):
+                raise ConfigurationError(f"{name} must be 1-249 of [A-Za-z0-9._-], got {getattr(self, name)!r}")
+        if self.topic == self.dlq_topic:
+            raise ConfigurationError("the dead-letter topic must differ from the events topic")
+        _positive_int(self, "topic_partitions")
+        if self.topic_replication_factor != -1 and self.topic_replication_factor < 1:
+            raise ConfigurationError("topic_replication_factor must be -1 (broker default) or >= 1")
+        if not isinstance(self.limits, RunLimits):
+            raise ConfigurationError("limits must be a schemas.RunLimits")
+        _positive_seconds(self, "heartbeat_lost_s")
+        clash = sorted(set(self.kafka_options) & self._MANAGED_KAFKA_OPTIONS)
+        if clash:
+            raise ConfigurationError(f"kafka_options may not set {', '.join(clash)}: runstream manages them")
+
+    # -- where things are ----------------------------------------------------------------------
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: events go through the local spool."""
+        return self.kafka is None
+
+    @property
+    def spool_dir(self) -> Path:
+        """The embedded event log: what ingest reads when there is no broker."""
+        return self.home / "spool"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Kafka mode: batches the broker could not take yet, replayed when it answers."""
+        return self.home / "outbox"
+
+    @property
+    def deadletter_dir(self) -> Path:
+        """Embedded mode: messages ingest refused, with why."""
+        return self.home / "deadletter"
+
+    @property
+    def ingest_state_dir(self) -> Path:
+        """The spool source's read position."""
+        return self.home / "ingest"
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Connection settings shared by every Kafka client of this process (TLS/SASL go here)."""
+        if self.kafka is None:
+            raise ConfigurationError("no Kafka is configured (set RUNSTREAM_KAFKA or pass kafka=)")
+        options: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in self.kafka.split(",")]}
+        options.update(self.kafka_options)
+        return options
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def resolve(
+        cls,
+        explicit: Mapping[str, Any] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        config_dir: Path | None = None,
+    ) -> Self:
+        """Build from explicit values, the environment and a parsed config file, in that precedence.
+
+        ``explicit`` values of None count as "not given". A relative ``home``
+        from the config file is relative to the file's folder; elsewhere, to the
+        working directory. Unknown keys are an error: a typo must not silently
+        keep a default.
+        """
+        env = os.environ if env is None else env
+        known = {f.name: f for f in fields(cls)}
+        for source_name, source in (("runstream.json", config or {}), ("settings", explicit or {})):
+            unknown = sorted(set(source) - set(known))
+            if unknown:
+                raise ConfigurationError(
+                    f"{source_name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        if config:
+            values.update(config)
+            if values.get("home") is not None:
+                home = Path(str(values["home"])).expanduser()
+                values["home"] = home if home.is_absolute() or config_dir is None else config_dir / home
+            if isinstance(values.get("limits"), Mapping):
+                try:
+                    values["limits"] = RunLimits.from_mapping(values["limits"])
+                except ValueError as exc:
+                    raise ConfigurationError(f"runstream.json: {exc}") from exc
+        for name, var in ENV.items():
+            if env.get(var):
+                values[name] = env[var]
+        values.update({name: value for name, value in (explicit or {}).items() if value is not None})
+        if "home" in values:
+            values["home"] = Path(values["home"]).expanduser().absolute()
+        for name, value in values.items():
+            # JSON and flags give 5 where a float is meant; the type checks below want 5.0.
+            if isinstance(known[name].default, float) and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
+        try:
+            return cls(**values)
+        except ConfigurationError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(str(exc)) from exc
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, explicit: Mapping[str, Any] | None = None,
+                  env: Mapping[str, str] | None = None) -> Self:
+        """Settings from a ``runstream.json`` (a JSON object of settings), the environment and ``explicit``."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{path}: expected a JSON object of settings")
+        return cls.resolve(explicit, env=env, config=data, config_dir=path.resolve().parent)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkspaceSettings(Settings):
+    """The SDK: where a training process's events go, how the emitter behaves, how reads wait."""
+
+    linger_ms: int = 50
+    """The emitter sends what was logged at most this long ago..."""
+    batch_points: int = 16_384
+    """...or as soon as one run has this many buffered points (one ScalarBatch message)."""
+    max_buffer_bytes: int = 64 * 1024 * 1024
+    """Memory bound of buffered and unacknowledged events; past it, spill to the outbox, then block or raise."""
+    on_buffer_full: Literal["block", "raise"] = "block"
+    """When the bound is hit and nothing drains (Kafka and disk both failing): wait, or raise BufferFull."""
+    heartbeat_interval_s: float = 30.0
+    flush_timeout_s: float = 30.0
+    """How long ``complete()``/``fail()``/``cancel()`` wait for their events to be delivered."""
+    exit_timeout_s: float = 10.0
+    """At interpreter exit and on SIGTERM: how long to wait for delivery before leaving the rest in the outbox."""
+    stall_timeout_s: float = 5.0
+    """Kafka: unacknowledged this long means unreachable; batches go to the outbox until it answers."""
+    connect_timeout_s: float = 5.0
+    """Kafka: how long one connection attempt (bootstrap, metadata, topic creation) may take."""
+    file_chunk_bytes: int = 512 * 1024
+    install_signal_handlers: bool = True
+    """Flush on SIGTERM (chaining to any previous handler); only ever installed from the main thread."""
+    visible_timeout_s: float = 30.0
+    """Reading back: how long to wait for this process's own events to become visible."""
+    owner_start_timeout_s: float = 60.0
+    """Embedded reads: how long to wait for the home's owner to answer (starting one takes a few seconds)."""
+    owner_idle_s: float = 30.0
+    """Embedded reads: an owner that a reader started exits after this long without a query."""
+
+    _MANAGED_KAFKA_OPTIONS = frozenset({
+        "bootstrap_servers", "acks", "enable_idempotence", "key_serializer", "value_serializer",
+        "compression_type", "allow_auto_create_topics", "transactional_id", "retries",
+    })
+
+    def __post_init__(self) -> None:
+        Settings.__post_init__(self)
+        _positive_int(self, "linger_ms", "batch_points", "max_buffer_bytes", "file_chunk_bytes")
+        _positive_seconds(self, "heartbeat_interval_s", "flush_timeout_s", "exit_timeout_s", "stall_timeout_s",
+                          "connect_timeout_s", "visible_timeout_s", "owner_start_timeout_s", "owner_idle_s")
+        if self.on_buffer_full not in ("block", "raise"):
+            raise ConfigurationError(f"on_buffer_full must be 'block' or 'raise', got {self.on_buffer_full!r}")
+        # A message must fit Kafka's default 1 MiB limit with its envelope.
+        if self.file_chunk_bytes > 900 * 1024:
+            raise ConfigurationError("file_chunk_bytes must be at most 900 KiB (Kafka's message limit is 1 MiB)")
+        if self.batch_points > 50_000:
+            raise ConfigurationError("batch_points must be at most 50,000 (one batch is one Kafka message)")
+        if self.max_buffer_bytes < 4 * self.batch_points * 32:
+            raise ConfigurationError("max_buffer_bytes must hold at least four full batches (batch_points * 128 bytes)")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class IngestSettings(Settings):
+    """``runstream ingest``: Kafka (or the spool) -> ClickHouse (or chDB), batching and retries."""
+
+    metrics_port: int | None = 9464
+    """Prometheus endpoint; None disables it (tests, the owner a reader starts)."""
+    flush_rows: int = 100_000
+    """Flush when this many rows (all tables) are buffered..."""
+    flush_bytes: int = 32 * 1024 * 1024
+    """...or when the messages behind them hold this many bytes (file chunks are up to 512 KiB each)..."""
+    flush_interval_s: float = 0.5
+    """...or when the oldest buffered row is this old."""
+    poll_max_records: int = 16
+    """Messages taken per poll, all decoded before the next flush check. A scalar message holds up to
+    16,384 points, so this bounds one poll at about 0.26 M points. At 500, ingest's RSS reached 700 MB
+    in the end-to-end benchmark; at 16 it stays near 200 MB at the same throughput."""
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+    """Sink retries back off exponentially from ``retry_initial_s`` up to this cap, for ever."""
+    shutdown_timeout_s: float = 8.0
+    """SIGTERM: the final flush may take this long; then the worker exits without committing (data is re-read)."""
+    rebalance_flush_timeout_s: float = 20.0
+    session_timeout_ms: int = 10_000
+    """Kafka group session timeout: how soon a killed worker's partitions move to another."""
+    max_cached_runs: int = 10_000
+    """Per-run limit counters kept in memory; the least recently used are dropped after a flush."""
+    serve_queries: bool = True
+    """Embedded mode: answer readers' queries on the home's query socket while this process owns chDB."""
+
+    def __post_init__(self) -> None:
+        Settings.__post_init__(self)
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigurationError(f"metrics port out of range: {self.metrics_port}")
+        _positive_int(self, "flush_rows", "flush_bytes", "poll_max_records", "max_cached_runs", "session_timeout_ms")
+        _positive_seconds(self, "flush_interval_s", "retry_initial_s", "retry_max_s", "shutdown_timeout_s",
+                          "rebalance_flush_timeout_s")
+        if self.retry_max_s < self.retry_initial_s:
+            raise ConfigurationError("retry_max_s must be >= retry_initial_s")
+
+    @property
+    def embedded_source(self) -> bool:
+        """True when events come from the local spool rather than Kafka."""
+        return self.kafka is None
+
+    @property
+    def embedded_sink(self) -> bool:
+        """True when rows go to chDB under ``home`` rather than a ClickHouse server."""
+        return self.clickhouse is None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExporterSettings(Settings):
+    """``runstream exporter``: Kafka lag and ClickHouse health, polled apart from the workers."""
+
+    port: int = 9465
+    host: str = "0.0.0.0"
+    interval_s: float = 15.0
+    timeout_s: float = 10.0
+    """Longest wait for one source's poll; past it the source counts as down."""
+
+    def __post_init__(self) -> None:
+        Settings.__post_init__(self)
+        if self.kafka is None or self.clickhouse is None:
+            raise ConfigurationError("the exporter needs both a Kafka bootstrap and a ClickHouse URL")
+        if not 0 <= self.port <= 65535:
+            raise ConfigurationError(f"port must be in 0..65535, got {self.port}")
+        _positive_seconds(self, "interval_s", "timeout_s")
+
+
+def find_config(start: Path | None = None, *, env: Mapping[str, str] | None = None) -> Path | None:
+    """``$RUNSTREAM_CONFIG`` if set, else the nearest ``runstream.json`` from ``start`` (cwd) upward, else None."""
+    env = os.environ if env is None else env
+    if env.get(ENV_CONFIG):
+        path = Path(env[ENV_CONFIG]).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"{ENV_CONFIG}={path} is not a file")
+        return path
+    here = (start or Path.cwd()).absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILE_NAME
+        if candidate.is_file():
+            return candidate
+    return None

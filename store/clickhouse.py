@@ -1,0 +1,289 @@
+"""The server store: a ClickHouse server over the native protocol (clickhouse-driver).
+
+``ClickHouseStore.from_url("clickhouse://user:pass@host:9000/db?secure=1")``.
+Inserts are columnar (``INSERT INTO db.t (c1, ...) VALUES`` + column lists);
+queries are ours, rewritten from ``{name:Type}`` to the driver's ``%(name)s``
+so the driver escapes every value (18.16 has no server-side parameters).
+
+Errors become :class:`~store.errors.StoreError` (a ``SinkError``),
+chained with ``from``. ``retriable`` is True when the server could not be
+reached, timed out or was overloaded (network errors, memory limit, too many
+parts...), and False when it refused the statement or its data (syntax,
+unknown table or column, type mismatch) or a value could not be serialised:
+sending the same batch again cannot succeed then. Workers may retry either
+way; the flag says whether waiting can help.
+"""
+
+from __future__ import annotations
+
+import importlib
+import struct
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Callable
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from schemas.errors import ConfigurationError
+
+from . import migrations
+from .base import check_batch, check_database_name
+from .errors import StoreError, sink_error
+from .sql import for_driver
+
+__all__ = ["ClickHouseSettings", "ClickHouseStore", "COMPRESSIONS"]
+
+COMPRESSIONS = ("none", "lz4", "lz4hc", "zstd")
+"""Accepted ``compression`` values (all but ``none`` need the ``clickhouse-cityhash`` package)."""
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _flag(name: str, text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ConfigurationError(f"ClickHouse URL parameter {name}={text!r} is not a boolean (1/0, true/false)")
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(f"ClickHouse URL parameter {name}={text!r} is not a number of seconds") from None
+    return value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClickHouseSettings:
+    """How to reach one ClickHouse server; built once, from a URL (:meth:`from_url`) or directly.
+
+    TLS: ``secure`` (native TLS port, 9440 by default), ``verify`` (certificate
+    check), ``ca_certs`` (a CA bundle path). Timeouts in seconds.
+    """
+
+    host: str
+    port: int = 9000
+    user: str = "default"
+    password: str = field(default="", repr=False)
+    database: str = "runstream"
+    secure: bool = False
+    verify: bool = True
+    ca_certs: str | None = None
+    connect_timeout: float = 10.0
+    send_receive_timeout: float = 300.0
+    compression: str = "none"
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigurationError("ClickHouse host is empty")
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ConfigurationError(f"ClickHouse port {self.port!r} is not in 1..65535")
+        check_database_name(self.database)
+        if self.connect_timeout <= 0 or self.send_receive_timeout <= 0:
+            raise ConfigurationError("ClickHouse timeouts must be positive")
+        if self.compression not in COMPRESSIONS:
+            raise ConfigurationError(f"ClickHouse compression {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
+        if not self.secure and (self.ca_certs is not None or not self.verify):
+            raise ConfigurationError("ca_certs and verify apply to TLS only: add secure=1 (or use clickhouses://)")
+
+    _PARAMS = ("secure", "verify", "ca_certs", "connect_timeout", "send_receive_timeout", "compression")
+
+    @classmethod
+    def from_url(cls, url: str) -> ClickHouseSettings:
+        """Parse ``clickhouse[s]://[user[:password]@]host[:port][/database][?param=value&...]``.
+
+        Parameters: ``secure``, ``verify``, ``ca_certs``, ``connect_timeout``,
+        ``send_receive_timeout``, ``compression``; any other (or a repeated one)
+        is a ``ConfigurationError``. ``clickhouses://`` means ``secure=1``. User and
+        password are percent-decoded.
+        """
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigurationError(f"bad ClickHouse URL: {exc}") from None
+        if parts.scheme not in ("clickhouse", "clickhouses"):
+            raise ConfigurationError(f"ClickHouse URL must start with clickhouse:// or clickhouses://, not {parts.scheme!r}://")
+        if parts.fragment:
+            raise ConfigurationError("ClickHouse URL must not have a #fragment")
+        path = parts.path.strip("/")
+        if "/" in path:
+            raise ConfigurationError(f"ClickHouse URL path must be just a database name, not {path!r}")
+        kwargs: dict[str, Any] = {"secure": parts.scheme == "clickhouses"}
+        seen: set[str] = set()
+        for name, value in parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False):
+            if name not in cls._PARAMS:
+                raise ConfigurationError(f"unknown ClickHouse URL parameter {name!r}; known: {', '.join(cls._PARAMS)}")
+            if name in seen:
+                raise ConfigurationError(f"ClickHouse URL parameter {name!r} given twice")
+            seen.add(name)
+            if name in ("secure", "verify"):
+                kwargs[name] = _flag(name, value)
+            elif name in ("connect_timeout", "send_receive_timeout"):
+                kwargs[name] = _seconds(name, value)
+            elif name == "ca_certs":
+                kwargs[name] = value or None
+            else:
+                kwargs[name] = value.lower()
+        if parts.hostname is None:
+            raise ConfigurationError(f"ClickHouse URL {url!r} has no host")
+        if parts.username:
+            kwargs["user"] = unquote(parts.username)
+        if parts.password:
+            kwargs["password"] = unquote(parts.password)
+        if path:
+            kwargs["database"] = path
+        kwargs["port"] = port if port is not None else (9440 if kwargs["secure"] else 9000)
+        return cls(host=parts.hostname, **kwargs)
+
+    def describe(self) -> str:
+        """``host:port/database`` with the user, never the password (for logs and errors)."""
+        return f"{self.user}@{self.host}:{self.port}/{self.database}{' (TLS)' if self.secure else ''}"
+
+
+def _check_compression(settings: ClickHouseSettings) -> None:
+    if settings.compression == "none":
+        return
+    try:
+        importlib.import_module("clickhouse_cityhash.cityhash")
+        importlib.import_module({"lz4": "lz4.block", "lz4hc": "lz4.block", "zstd": "zstd"}[settings.compression])
+    except ImportError as exc:
+        raise ConfigurationError(f"compression={settings.compression} needs packages that are not installed ({exc}); "
+                          "install clickhouse-driver[lz4] / [zstd] or use compression=none") from None
+
+
+def _default_client(settings: ClickHouseSettings) -> Any:
+    # Imported here: `import store` must stay light for processes that never open a server connection.
+    from clickhouse_driver import Client
+
+    return Client(
+        host=settings.host,
+        port=settings.port,
+        database="",  # the user's default: ours may not exist until migrate() creates it
+        user=settings.user,
+        password=settings.password,
+        secure=settings.secure,
+        verify=settings.verify,
+        ca_certs=settings.ca_certs,
+        connect_timeout=settings.connect_timeout,
+        send_receive_timeout=settings.send_receive_timeout,
+        compression=False if settings.compression == "none" else settings.compression,
+        client_name="runstream",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    # Server exceptions carry the server's stack trace after the message.
+    head = text.split("Stack trace:")[0].strip()
+    return " ".join(head.split())[:1000]
+
+
+def _map_error(what: str, where: str, exc: BaseException) -> StoreError:
+    from clickhouse_driver import errors as ch  # loaded by _default_client already; see there
+
+    message = f"ClickHouse {where}: {what} failed: {type(exc).__name__}: {_first_line(exc)}"
+    if isinstance(exc, ch.ServerException):
+        return sink_error(message, code=exc.code)
+    if isinstance(exc, (ch.NetworkError, ch.SocketTimeoutError, ch.UnexpectedPacketFromServerError,
+                        ch.UnknownPacketFromServerError, EOFError, OSError)):
+        return sink_error(message)
+    if isinstance(exc, (ch.TypeMismatchError, ch.TooLargeStringSize, TypeError, ValueError, OverflowError,
+                        struct.error)):
+        return sink_error(message, code=getattr(exc, "code", None), retriable=False)
+    if isinstance(exc, ch.Error):
+        return sink_error(message, code=exc.code)
+    return sink_error(message)
+
+
+class ClickHouseStore:
+    """A ClickHouse server (18.16 or modern) as a :class:`~store.base.Store`.
+
+    Nothing is sent until the first call. Calls are serialised by a lock (the
+    driver's client is not thread-safe); the driver reconnects after a lost
+    connection on the next call.
+    """
+
+    def __init__(self, settings: ClickHouseSettings, *, retention_days: int | None = None,
+                 client_factory: Callable[[ClickHouseSettings], Any] = _default_client) -> None:
+        _check_compression(settings)
+        self.settings = settings
+        self._retention_days = retention_days
+        self._client = client_factory(settings)
+        self._mutex = threading.RLock()
+        self._version: str | None = None
+        self._inserts: dict[tuple[str, tuple[str, ...]], str] = {}
+
+    @classmethod
+    def from_url(cls, url: str, *, retention_days: int | None = None) -> ClickHouseStore:
+        """A store for ``url`` (see :meth:`ClickHouseSettings.from_url`); ``ConfigurationError`` when it is bad."""
+        return cls(ClickHouseSettings.from_url(url), retention_days=retention_days)
+
+    @property
+    def database(self) -> str:
+        """The database every table lives in."""
+        return self.settings.database
+
+    @property
+    def server_version(self) -> str:
+        """``SELECT version()``, asked on first use (``StoreError`` when the server is down)."""
+        if self._version is None:
+            self._version = str(self._execute("version", "SELECT version()")[0][0])
+        return self._version
+
+    def _execute(self, what: str, sql: str, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            try:
+                return self._client.execute(sql, *args, **kwargs)
+            except Exception as exc:
+                raise _map_error(what, self.settings.describe(), exc) from exc
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one of our queries (``{db}``, ``{name:Type}``); rows as tuples. See ``QueryRunner``."""
+        text, values = for_driver(sql, self.settings.database, params)
+        return list(self._execute("query", text, values))
+
+    def execute_ddl(self, sql: str) -> None:
+        """Run one DDL statement of ours (migrations only)."""
+        self._execute("DDL", sql)
+
+    def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
+        """Insert one columnar batch. See ``EventSink.write``."""
+        names, rows = check_batch(table, columns)
+        if rows == 0:
+            return
+        key = (table, names)
+        sql = self._inserts.get(key)
+        if sql is None:  # names come from TABLES (checked), never from the caller's data
+            sql = f"INSERT INTO `{self.settings.database}`.`{table}` ({', '.join(names)}) VALUES"
+            self._inserts[key] = sql
+        self._execute(f"insert into {table}", sql, [columns[c] for c in names], columnar=True)
+
+    def migrate(self) -> list[int]:
+        """Create the database and apply missing migrations; returns the versions applied now."""
+        with self._mutex:
+            return migrations.apply(self, retention_days=self._retention_days)
+
+    def close(self) -> None:
+        """Disconnect (idempotent; a later call would reconnect)."""
+        with self._mutex:
+            try:
+                self._client.disconnect()
+            except Exception:  # the connection is being dropped either way
+                pass
+
+    def __enter__(self) -> ClickHouseStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ClickHouseStore({self.settings.describe()})"
+

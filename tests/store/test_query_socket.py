@@ -1,0 +1,85 @@
+"""The home's query socket: named read queries only, typed values both ways, the owner's sync and release."""
+
+import math
+import uuid
+
+import pytest
+
+from store.errors import OwnerUnavailable, StoreError
+from store.query_socket import QueryClient, QueryServer
+
+
+class Queries:
+    """A ReadQueries recording what it was asked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def fetch(self, name, params):
+        self.calls.append((name, params))
+        if params.get("run") == "boom":
+            raise RuntimeError("bad query")
+        return [("a", 1, math.nan, b"\x00\xff", [1.5, 2.0]), ("b", 2, math.inf, b"", [])]
+
+
+def serve(queries, **kwargs):
+    server = QueryServer(queries, f"\0runstream-test-{uuid.uuid4().hex}", **kwargs)
+    server.start()
+    return server
+
+
+def test_round_trip_keeps_types():
+    queries = Queries()
+    server = serve(queries, info={"role": "ingest"})
+    try:
+        client = QueryClient(server.address, timeout_s=5)
+        assert client.ping()["role"] == "ingest"
+        rows = client.fetch("logs", {"run": "va'lue", "names": ["a", "b"]})
+        assert rows[0][:2] == ("a", 1) and math.isnan(rows[0][2]) and rows[0][3] == b"\x00\xff"
+        assert rows[1][2] == math.inf and rows[0][4] == [1.5, 2.0]
+        assert queries.calls[-1] == ("logs", {"run": "va'lue", "names": ["a", "b"]})
+        with pytest.raises(StoreError, match="bad query"):
+            client.fetch("logs", {"run": "boom"})
+        assert server.last_request is not None
+    finally:
+        server.stop()
+
+
+def test_nobody_listening():
+    client = QueryClient(f"\0runstream-test-{uuid.uuid4().hex}", timeout_s=1)
+    assert client.ping() is None
+    assert not client.release()
+    with pytest.raises(OwnerUnavailable):
+        client.fetch("logs", {"run": "r"})
+
+
+def test_only_named_read_queries_are_served():
+    queries = Queries()
+    server = serve(queries)
+    try:
+        client = QueryClient(server.address, timeout_s=5)
+        with pytest.raises(StoreError, match="unknown read query"):
+            client.fetch("DROP TABLE runstream.runs", {})
+        with pytest.raises(StoreError, match="unknown op"):
+            client._call({"op": "query", "sql": "SELECT 1"})
+        assert queries.calls == []
+    finally:
+        server.stop()
+
+
+def test_sync_and_release_reach_the_owner():
+    asked = []
+    server = serve(Queries(), sync=lambda timeout: asked.append(("sync", timeout)) or True,
+                   release=lambda: asked.append(("release",)) or True)
+    try:
+        client = QueryClient(server.address, timeout_s=5)
+        assert client.sync(3.0) and client.release()
+        assert asked == [("sync", 3.0), ("release",)]
+    finally:
+        server.stop()
+    plain = serve(Queries())
+    try:
+        client = QueryClient(plain.address, timeout_s=5)
+        assert not client.sync(1.0) and not client.release()
+    finally:
+        plain.stop()
