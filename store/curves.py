@@ -1,0 +1,246 @@
+"""Curves for charts, downsampled in the store: one bounded answer per chart.
+
+A chart asks for one metric of one or more runs over an x range, with its
+pixel ``width``. The answer holds at most ``2 * width`` points per series:
+
+- **raw** when every series has at most ``2 * width`` points in the range
+  (zoomed in far enough, or a short curve): the points themselves;
+- **minmax** otherwise: the range is cut into at most ``width`` buckets of
+  equal x width (``intDiv(x - lo, w)``), and each bucket gives its minimum and
+  its maximum, in the order they were logged along x. A single spike among a
+  million points is therefore always drawn. Every series of an overlay shares
+  one bucket grid, so the answer is one x array and one y array per run
+  (``[xs, ys1, ys2, ...]``, uPlot's shape): bucket ``b`` owns the two slots
+  ``lo + (b + 1/4) w`` and ``lo + (b + 3/4) w``. Slots empty in every series
+  are left out.
+
+Zooming is a new, finer query over the narrower range, down to raw points.
+
+Only ``min``, ``max``, ``argMin``, ``argMax`` and ``intDiv`` are used: they work
+on ClickHouse 18.16 and chDB alike, and a duplicate row (before
+ReplacingMergeTree merges it away) cannot change them. ``largestTriangleThreeBuckets``
+(chDB only) is deliberately not used: it keeps the visual shape but does not
+promise to keep every extreme, and it yields per-series x values that an
+overlay cannot share. Raw points are deduplicated with ``LIMIT 1 BY`` the
+message identity.
+
+Three kinds of curves:
+
+- :func:`scalar_curves`: ``run.log`` series of one or more runs; x is the
+  step, the wall time (epoch ms) or the time since each run started (ms).
+- :func:`list_curve`: a ``log_list`` metric of one run; x is the element's
+  position (every call's elements, one after the other, in logging order).
+- :func:`column_curve`: two numeric columns of a ``log_row`` / ``log_table``
+  metric of one run, y against x, in x order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._sqlparts import Runner, in_list
+
+__all__ = ["X_AXES", "MAX_WIDTH", "MAX_RUNS", "Curves", "scalar_curves", "list_curve", "column_curve"]
+
+X_AXES = ("step", "time", "relative")
+"""x of a scalar curve: the step, the wall time (epoch ms), or ms since the run's start."""
+
+MAX_WIDTH = 4000
+"""Largest pixel width honoured (so at most 8,000 points per series)."""
+
+MAX_RUNS = 500
+"""Most runs one overlay may ask for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Curves:
+    """One chart's data, columnar: ``xs`` and, per series, ``ys`` aligned with it (None = no value there)."""
+
+    mode: str
+    """``"raw"`` (the points themselves) or ``"minmax"`` (two slots per bucket: its min and max)."""
+    xs: list[float]
+    ys: dict[str, list[float | None]]
+    """Series key (a run id; ``"value"`` for one-run kinds) -> y values, same length as ``xs``."""
+    bucket: float
+    """Width of one bucket in x units (0 in raw mode)."""
+    x_min: float | None
+    x_max: float | None
+    """The x extent asked for (the zoom range), else the data's; None when there is no data."""
+    points: dict[str, int]
+    """Series key -> points in the range at the source (an upper bound until merges drop duplicates)."""
+
+
+def _width(width: int) -> int:
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        raise ValueError(f"width must be a positive int, got {width!r}")
+    return min(width, MAX_WIDTH)
+
+
+def _downsample(runner: Runner, *, source: str, params: Mapping[str, Any], x: str, y: str, key: str,
+                integer_x: bool, width: int, x_min: float | None, x_max: float | None, dedup: str,
+                keys: Sequence[str]) -> Curves:
+    """The engine behind every curve: stats, then raw points or min/max buckets on a shared grid.
+
+    ``source`` is ``{db}.table WHERE ...`` (fixed text); ``x``/``y``/``key`` are fixed
+    expressions, ``key`` giving the series' index in ``keys`` (a UInt32: grouping by an
+    integer is much cheaper than by a run id string); ``dedup`` is the message identity
+    for ``LIMIT 1 BY``.
+    """
+    width = _width(width)
+    budget = 2 * width
+    args = dict(params)
+    where = f"{source} AND isFinite({y})"
+    if x_min is not None:
+        where += f" AND {x} >= {{r_lo:Float64}}"
+        args["r_lo"] = float(x_min)
+    if x_max is not None:
+        where += f" AND {x} <= {{r_hi:Float64}}"
+        args["r_hi"] = float(x_max)
+    stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {where} GROUP BY k", args)
+    points = {str(k): 0 for k in keys}
+    points.update({keys[int(r[0])]: int(r[3]) for r in stats})
+    if not stats:
+        return Curves("raw", [], {k: [] for k in points}, 0.0, x_min, x_max, points)
+    lo = float(x_min) if x_min is not None else min(float(r[1]) for r in stats)
+    hi = float(x_max) if x_max is not None else max(float(r[2]) for r in stats)
+    if max(points.values()) <= budget:
+        rows = runner.query(
+            f"SELECT {key} AS k, {x} AS px, {y} AS py FROM {where} ORDER BY k, px, {dedup} LIMIT 1 BY k, {dedup}",
+            args)
+        return _raw([(keys[int(k)], px, py) for k, px, py in rows], points, lo, hi)
+    if integer_x:
+        lo, hi = math.floor(lo), math.ceil(hi)
+        w: float = max(1, math.ceil((hi - lo + 1) / width))
+        bucket = f"intDiv(toInt64({x}) - {{b_lo:Int64}}, {{b_w:Int64}})"
+        args.update(b_lo=int(lo), b_w=int(w))
+    else:
+        w = (hi - lo) / width if hi > lo else 1.0
+        bucket = f"toInt64(floor(({x} - {{b_lo:Float64}}) / {{b_w:Float64}}))"
+        args.update(b_lo=lo, b_w=w)
+    rows = runner.query(
+        "SELECT k, groupArray(b), groupArray(lo_y), groupArray(hi_y), groupArray(lo_x), groupArray(hi_x) FROM ("
+        f"SELECT {key} AS k, {bucket} AS b, min({y}) AS lo_y, max({y}) AS hi_y, "
+        f"argMin({x}, {y}) AS lo_x, argMax({x}, {y}) AS hi_x FROM {where} GROUP BY k, b) GROUP BY k", args)
+    n_buckets = int((hi - lo) // w) + 1 if integer_x else width
+    slots: dict[str, list[float | None]] = {k: [None] * (2 * n_buckets) for k in points}
+    for k, bs, lo_ys, hi_ys, lo_xs, hi_xs in rows:
+        found: dict[int, tuple[float, float, float, float]] = {}
+        for b, lo_y, hi_y, lo_x, hi_x in zip(bs, lo_ys, hi_ys, lo_xs, hi_xs):
+            b = min(max(int(b), 0), n_buckets - 1)  # x == hi lands one past the last float bucket
+            seen = found.get(b)
+            if seen is not None:
+                if seen[0] < lo_y:
+                    lo_y, lo_x = seen[0], seen[2]
+                if seen[1] > hi_y:
+                    hi_y, hi_x = seen[1], seen[3]
+            found[b] = (float(lo_y), float(hi_y), float(lo_x), float(hi_x))
+        ys = slots[keys[int(k)]]
+        for b, (lo_y, hi_y, lo_x, hi_x) in found.items():
+            ys[2 * b], ys[2 * b + 1] = (lo_y, hi_y) if lo_x <= hi_x else (hi_y, lo_y)
+    keep = [i for i in range(2 * n_buckets) if any(ys[i] is not None for ys in slots.values())]
+    xs = [lo + (i // 2 + (0.25 if i % 2 == 0 else 0.75)) * w for i in keep]
+    return Curves("minmax", xs, {k: [ys[i] for i in keep] for k, ys in slots.items()}, float(w), lo, hi, points)
+
+
+def _raw(rows: list[tuple[Any, ...]], points: dict[str, int], lo: float, hi: float) -> Curves:
+    """Raw points of every series on the union of their x values."""
+    per: dict[str, dict[float, float]] = {k: {} for k in points}
+    for k, px, py in rows:
+        per[k][float(px)] = float(py)
+    xs = sorted({px for series in per.values() for px in series})
+    ys = {k: [series.get(px) for px in xs] for k, series in per.items()}
+    return Curves("raw", xs, ys, 0.0, lo, hi, points)
+
+
+_SCALAR_X = {
+    "step": "step",
+    "time": "time_ms",
+    "relative": "(time_ms - transform(run_id, {t_runs:Array(String)}, {t_starts:Array(Int64)}, toInt64(0)))",
+}
+_Q_RUN_HOMES = (
+    "SELECT run_id, any(experiment), min(start_ms) FROM {db}.runs WHERE run_id IN __RUNS__ GROUP BY run_id"
+)
+
+
+def scalar_curves(runner: Runner, runs: Sequence[str], name: str, *, x: str = "step", width: int = 1000,
+                  x_min: float | None = None, x_max: float | None = None) -> Curves:
+    """Metric ``name`` (``run.log``) of ``runs`` on one shared grid; series keyed by run id.
+
+    Unknown runs and runs without the metric get empty series (all None).
+    ``x_min``/``x_max`` bound the range (inclusive, x units: steps or epoch/relative ms).
+    """
+    if x not in _SCALAR_X:
+        raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
+    runs = list(dict.fromkeys(runs))
+    if not runs or len(runs) > MAX_RUNS:
+        raise ValueError(f"ask for 1 to {MAX_RUNS} runs, got {len(runs)}")
+    run_sql, params = in_list("run", runs)
+    homes = runner.query(_Q_RUN_HOMES.replace("__RUNS__", run_sql), params)
+    experiments = sorted({str(r[1]) for r in homes})
+    if not experiments:
+        return Curves("raw", [], {r: [] for r in runs}, 0.0, x_min, x_max, {r: 0 for r in runs})
+    exp_sql, exp_params = in_list("exp", experiments)
+    params.update(exp_params, name=name)
+    if x == "relative":
+        params.update(t_runs=[str(r[0]) for r in homes], t_starts=[int(r[2]) for r in homes])
+    source = (f"{{db}}.metric_scalars WHERE experiment IN {exp_sql} AND name = {{name:String}} "
+              f"AND run_id IN {run_sql} AND is_text = 0")
+    key = "toUInt32(0)"
+    if len(runs) > 1:
+        key = "transform(run_id, {k_runs:Array(String)}, {k_index:Array(UInt32)}, toUInt32(0))"
+        params.update(k_runs=runs, k_index=list(range(len(runs))))
+    return _downsample(runner, source=source, params=params, x=_SCALAR_X[x], y="value", key=key,
+                       integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, idx",
+                       keys=runs)
+
+
+_Q_LIST_EVENTS = (
+    "SELECT writer_id, seq, uniqExact(row_idx), min(created_ms) AS c FROM {db}.metric_rows "
+    "WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list' "
+    "GROUP BY writer_id, seq ORDER BY c, writer_id, seq"
+)
+
+
+def list_curve(runner: Runner, run: str, name: str, *, width: int = 1000, x_min: float | None = None,
+               x_max: float | None = None) -> Curves:
+    """A ``log_list`` metric of ``run``: element values against their position (series ``"value"``).
+
+    Several calls (and the chunks a long list is sent in) follow one another in
+    logging order, so position ``i`` is the ``i``-th element logged.
+    """
+    events = runner.query(_Q_LIST_EVENTS, {"run": run, "name": name})
+    offsets, total = [], 0
+    for _writer, _seq, n, _c in events:
+        offsets.append(total)
+        total += int(n)
+    params: dict[str, Any] = {
+        "run": run, "name": name,
+        "e_keys": [f"{w}:{s}" for w, s, _n, _c in events], "e_offsets": offsets,
+    }
+    position = ("(transform(concat(writer_id, ':', toString(seq)), {e_keys:Array(String)}, "
+                "{e_offsets:Array(Int64)}, toInt64(0)) + toInt64(row_idx))")
+    source = ("{db}.metric_rows WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list' "
+              "AND col_is_text[1] = 0")
+    return _downsample(runner, source=source, params=params, x=position, y="col_numbers[1]", key="toUInt32(0)",
+                       integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, row_idx",
+                       keys=["value"])
+
+
+def column_curve(runner: Runner, run: str, name: str, x_column: str, y_column: str, *, width: int = 1000,
+                 x_min: float | None = None, x_max: float | None = None) -> Curves:
+    """Column ``y_column`` against ``x_column`` of a ``log_row``/``log_table`` metric (series ``"value"``).
+
+    Rows where either cell is missing or text are skipped.
+    """
+    params: dict[str, Any] = {"run": run, "name": name, "xcol": x_column, "ycol": y_column}
+    xi, yi = "indexOf(col_names, {xcol:String})", "indexOf(col_names, {ycol:String})"
+    source = (f"{{db}}.metric_rows WHERE run_id = {{run:String}} AND name = {{name:String}} "
+              f"AND {xi} > 0 AND {yi} > 0 AND col_is_text[{xi}] = 0 AND col_is_text[{yi}] = 0 "
+              f"AND isFinite(col_numbers[{xi}])")
+    return _downsample(runner, source=source, params=params, x=f"col_numbers[{xi}]", y=f"col_numbers[{yi}]",
+                       key="toUInt32(0)", integer_x=False, width=width, x_min=x_min, x_max=x_max,
+                       dedup="writer_id, seq, row_idx", keys=["value"])
+

@@ -1,0 +1,385 @@
+"""One run as its page shows it: details, what it logged and how, tables, images, files, output.
+
+- :func:`run_details`: status (with the "process lost" rule), error, times,
+  tags, properties, parent and children count.
+- :func:`run_metrics`: the run's catalogue, one entry per metric name with the
+  chart it gets: ``curve`` (``run.log`` of numbers, several steps), ``value``
+  (a single value or strings: a row of the values table), ``list``
+  (``log_list``), ``row``/``table`` (``log_row``/``log_table``; two-variable
+  charts over the numeric ``columns``), ``image``.
+- :func:`table_rows`: the rows of a list/row/table metric (the first
+  :data:`TABLE_ROWS_CAP`), columnar.
+- :func:`images`: images of one or more runs, per name in logging order (an
+  image's index is its "step" for the gallery's slider).
+- :func:`files` and :func:`read_file`: uploaded files, and one file's bytes
+  (its latest complete upload, sha256 checked).
+- :func:`logs`: captured output and ``logging`` records, the last lines or those from a time on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.errors import PipelineError
+
+from ._sqlparts import Runner, finite_or_none, in_list, text_of
+from .run_table import effective_status
+
+__all__ = [
+    "NotFound", "TABLE_ROWS_CAP", "LOG_LINES_CAP", "RunDetails", "MetricInfo", "TableRows", "Images", "Files",
+    "LogLines", "run_details", "run_metrics", "table_rows", "images", "files", "read_file", "logs",
+]
+
+TABLE_ROWS_CAP = 5000
+"""Rows a table view returns (a larger table says ``truncated``; its charts still cover every row)."""
+
+LOG_LINES_CAP = 5000
+"""Lines one log request returns."""
+
+
+class NotFound(PipelineError, LookupError):
+    """No such run, or no such file in it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetails:
+    run_id: str
+    experiment: str
+    display_name: str
+    parent_run_id: str
+    kind: str
+    host: str
+    pid: int
+    start_ms: int
+    status: str
+    error: str | None
+    end_ms: int | None
+    last_heartbeat_ms: int | None
+    tags: dict[str, str]
+    properties: dict[str, str]
+    children: int
+
+
+_Q_RUN = (
+    "SELECT run_id, any(experiment), any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
+    "min(start_ms) FROM {db}.runs WHERE run_id = {run:String} GROUP BY run_id"
+)
+_Q_STATUS = (
+    "SELECT status, error_details, created_ms FROM {db}.run_status WHERE run_id = {run:String} "
+    "ORDER BY created_ms DESC, seq DESC LIMIT 1"
+)
+_Q_HEARTBEAT = "SELECT max(created_ms), max(interval_ms), count() FROM {db}.run_heartbeats WHERE run_id = {run:String}"
+_Q_ATTRIBUTES = (
+    "SELECT kind, key, argMax(value, created_ms), argMax(has_value, created_ms) FROM {db}.run_attributes "
+    "WHERE run_id = {run:String} GROUP BY kind, key ORDER BY kind, key"
+)
+_Q_CHILDREN = "SELECT uniqExact(run_id) FROM {db}.runs WHERE parent_run_id = {run:String}"
+
+
+def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: float = 300.0) -> RunDetails:
+    """The run's header; :class:`NotFound` when no such run was ingested."""
+    args = {"run": run_id}
+    rows = runner.query(_Q_RUN, args)
+    if not rows:
+        raise NotFound(f"no run {run_id!r}")
+    r = rows[0]
+    start = int(r[7])
+    st = runner.query(_Q_STATUS, args)
+    hb = runner.query(_Q_HEARTBEAT, args)
+    beat = int(hb[0][0]) if hb and int(hb[0][2] or 0) else None
+    interval = int(hb[0][1]) if beat else 0
+    if st:
+        raw_status, details, changed = str(st[0][0]), st[0][1] or None, int(st[0][2])
+    else:
+        raw_status, details, changed = "Running", None, start
+    status, error = effective_status(raw_status, details, changed, beat, interval, now_ms=now_ms,
+                                     lost_after_s=lost_after_s)
+    tags: dict[str, str] = {}
+    properties: dict[str, str] = {}
+    for kind, key, value, has_value in runner.query(_Q_ATTRIBUTES, args):
+        (tags if kind == "tag" else properties)[str(key)] = str(value) if int(has_value) else ""
+    children = runner.query(_Q_CHILDREN, args)
+    return RunDetails(
+        run_id=str(r[0]), experiment=str(r[1]), parent_run_id=str(r[2] or ""), display_name=str(r[3] or ""),
+        kind=str(r[4] or ""), host=str(r[5] or ""), pid=int(r[6]), start_ms=start, status=status, error=error,
+        end_ms=changed if st and raw_status != "Running" else None, last_heartbeat_ms=beat, tags=tags,
+        properties=properties, children=int(children[0][0]) if children else 0,
+    )
+
+
+# -- what the run logged ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MetricInfo:
+    """One metric name of a run and how to show it."""
+
+    name: str
+    kind: str
+    """``scalar``, ``list``, ``row``, ``table`` or ``image`` (as logged)."""
+    chart: str
+    """``curve``, ``value``, ``list``, ``row``, ``table``, ``image``."""
+    count: int
+    """Points, elements, rows or images (an upper bound until merges drop duplicates)."""
+    columns: list[str]
+    """Numeric columns of a row/table metric, in logged order."""
+    text_columns: list[str]
+    last: float | str | None
+    """A ``value``'s (last) value; None otherwise."""
+    first_ms: int
+
+
+_Q_NAMES = (
+    "SELECT name, any(kind), min(first_ms) AS f FROM {db}.metric_names WHERE run_id = {run:String} "
+    "GROUP BY name ORDER BY f, name"
+)
+_Q_SCALAR_SUMMARY = (
+    "SELECT name, count(), min(step), max(step), max(is_text), min(is_text), argMax(value, step), "
+    "argMax(text, step) FROM {db}.metric_scalars WHERE experiment = {experiment:String} AND run_id = {run:String} "
+    "GROUP BY name"
+)
+_Q_ROW_COLUMNS = (
+    "SELECT name, c, min(p) AS first_pos, min(t) FROM {db}.metric_rows "
+    "ARRAY JOIN col_names AS c, col_is_text AS t, arrayEnumerate(col_names) AS p "
+    "WHERE run_id = {run:String} GROUP BY name, c ORDER BY name, first_pos, c"
+)
+_Q_ROW_COUNTS = (
+    "SELECT name, uniqExact(writer_id, seq, row_idx) FROM {db}.metric_rows WHERE run_id = {run:String} GROUP BY name"
+)
+_Q_IMAGE_COUNTS = (
+    "SELECT name, uniqExact(writer_id, seq) FROM {db}.run_images WHERE run_id = {run:String} GROUP BY name"
+)
+
+
+def run_metrics(runner: Runner, run_id: str, experiment: str) -> list[MetricInfo]:
+    """Every metric name of the run, in first-logged order, with the chart it gets."""
+    args = {"run": run_id, "experiment": experiment}
+    names = runner.query(_Q_NAMES, args)
+    kinds = {str(n): str(k) for n, k, _f in names}
+    scalars: dict[str, tuple[Any, ...]] = {}
+    if "scalar" in kinds.values():
+        scalars = {str(r[0]): r[1:] for r in runner.query(_Q_SCALAR_SUMMARY, args)}
+    numeric: dict[str, list[str]] = {}
+    texts: dict[str, list[str]] = {}
+    counts: dict[str, int] = {}
+    if any(k in ("list", "row", "table") for k in kinds.values()):
+        for name, column, _pos, all_text in runner.query(_Q_ROW_COLUMNS, args):
+            (texts if int(all_text) else numeric).setdefault(str(name), []).append(str(column))
+        counts.update({str(n): int(c) for n, c in runner.query(_Q_ROW_COUNTS, args)})
+    if "image" in kinds.values():
+        counts.update({str(n): int(c) for n, c in runner.query(_Q_IMAGE_COUNTS, args)})
+    out = []
+    for name, kind, first in names:
+        name, kind = str(name), str(kind)
+        last: float | str | None = None
+        chart = kind
+        count = counts.get(name, 0)
+        if kind == "scalar":
+            s = scalars.get(name)
+            if s is None:
+                continue  # the name arrived before its points
+            count, lo_step, hi_step, any_text, all_text, value, text = s
+            count = int(count)
+            if int(all_text):
+                chart, last = "value", text_of(text)
+            elif int(lo_step) == int(hi_step) and not int(any_text):
+                chart, last = "value", finite_or_none([value])[0]
+            else:
+                chart = "curve"
+        out.append(MetricInfo(name=name, kind=kind, chart=chart, count=count, columns=numeric.get(name, []),
+                              text_columns=texts.get(name, []), last=last, first_ms=int(first)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """A list/row/table metric as a table: ``columns`` in order, ``cells[column]`` one value per row."""
+
+    columns: list[str]
+    cells: dict[str, list[float | str | None]]
+    rows: int
+    truncated: bool
+
+
+_Q_TABLE = (
+    "SELECT col_names, col_numbers, col_texts, col_is_text FROM {db}.metric_rows "
+    "WHERE run_id = {run:String} AND name = {name:String} "
+    "ORDER BY created_ms, writer_id, seq, row_idx LIMIT 1 BY writer_id, seq, row_idx "
+    f"LIMIT {TABLE_ROWS_CAP + 1}"
+)
+
+
+def table_rows(runner: Runner, run_id: str, name: str) -> TableRows:
+    """The first :data:`TABLE_ROWS_CAP` rows of a list/row/table metric, in logging order.
+
+    Lists have one column, named after the metric. Numbers that are NaN or ±inf read None.
+    """
+    rows = runner.query(_Q_TABLE, {"run": run_id, "name": name})
+    truncated = len(rows) > TABLE_ROWS_CAP
+    rows = rows[:TABLE_ROWS_CAP]
+    columns: list[str] = []
+    cells: dict[str, list[float | str | None]] = {}
+    for i, (names, numbers, texts, is_text) in enumerate(rows):
+        for c, number, text, flag in zip(names, numbers, texts, is_text):
+            c = str(c) if c else name
+            if c not in cells:
+                columns.append(c)
+                cells[c] = [None] * len(rows)
+            cells[c][i] = text_of(text) if int(flag) else finite_or_none([number])[0]
+    return TableRows(columns, cells, len(rows), truncated)
+
+
+# -- images and files ------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Images:
+    """Images of several runs, columnar, ordered by run, name, logging order; ``index`` is the slider's step."""
+
+    run_id: list[str]
+    name: list[str]
+    index: list[int]
+    path: list[str]
+    description: list[str]
+    created_ms: list[int]
+    content_type: list[str]
+
+
+_Q_IMAGES = (
+    "SELECT run_id, name, file_path, description, created_ms, content_type FROM {db}.run_images "
+    "WHERE run_id IN __RUNS__ __NAME__ ORDER BY run_id, name, created_ms, writer_id, seq "
+    "LIMIT 1 BY run_id, name, created_ms, writer_id, seq"
+)
+
+
+def images(runner: Runner, runs: Sequence[str], name: str | None = None) -> Images:
+    """Every image (or those named ``name``) of ``runs``."""
+    run_sql, params = in_list("run", list(dict.fromkeys(runs)))
+    where_name = ""
+    if name is not None:
+        where_name, params["name"] = "AND name = {name:String}", name
+    out = Images([], [], [], [], [], [], [])
+    last: tuple[str, str] | None = None
+    index = 0
+    for run_id, img_name, path, description, created, content_type in runner.query(
+            _Q_IMAGES.replace("__RUNS__", run_sql).replace("__NAME__", where_name), params):
+        key = (str(run_id), str(img_name))
+        index = index + 1 if key == last else 0
+        last = key
+        out.run_id.append(key[0])
+        out.name.append(key[1])
+        out.index.append(index)
+        out.path.append(str(path))
+        out.description.append(str(description))
+        out.created_ms.append(int(created))
+        out.content_type.append(str(content_type))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Files:
+    path: list[str]
+    size: list[int]
+    content_type: list[str]
+    created_ms: list[int]
+    complete: list[bool]
+
+
+_Q_FILES = (
+    "SELECT path, argMax(total_size, created_ms), argMax(content_type, created_ms), max(created_ms), "
+    "argMax(chunk_count, created_ms), uniqExact(upload_id, chunk_index), uniqExact(upload_id) "
+    "FROM {db}.run_files WHERE run_id = {run:String} GROUP BY path ORDER BY path"
+)
+
+
+def files(runner: Runner, run_id: str) -> Files:
+    """The run's uploaded files (images included, under ``images/``); ``complete`` is False mid-upload."""
+    out = Files([], [], [], [], [])
+    for path, size, content_type, created, chunk_count, chunks, uploads in runner.query(_Q_FILES, {"run": run_id}):
+        out.path.append(str(path))
+        out.size.append(int(size))
+        out.content_type.append(str(content_type))
+        out.created_ms.append(int(created))
+        # A single upload with every chunk, or several uploads (the newest may still be arriving).
+        out.complete.append(int(uploads) > 1 or int(chunks) >= int(chunk_count))
+    return out
+
+
+_Q_UPLOADS = (
+    "SELECT upload_id, max(created_ms) AS c, any(chunk_count), uniqExact(chunk_index), any(content_type) "
+    "FROM {db}.run_files WHERE run_id = {run:String} AND path = {path:String} "
+    "GROUP BY upload_id ORDER BY c DESC, upload_id DESC"
+)
+_Q_CHUNKS = (
+    "SELECT chunk_index, total_size, sha256, hex(data) FROM {db}.run_files "
+    "WHERE run_id = {run:String} AND path = {path:String} AND upload_id = {upload:String} "
+    "ORDER BY chunk_index LIMIT 1 BY chunk_index"
+)
+
+
+def read_file(runner: Runner, run_id: str, path: str) -> tuple[bytes, str]:
+    """``(bytes, content type)`` of the latest complete upload of ``path``.
+
+    :class:`NotFound` when the run has no such file or no complete upload of
+    it; ``ValueError`` when the bytes do not match their sha256 (corrupt).
+    """
+    args = {"run": run_id, "path": path}
+    uploads = [u for u in runner.query(_Q_UPLOADS, args) if int(u[3]) == int(u[2])]
+    if not uploads:
+        raise NotFound(f"run {run_id!r} has no complete file {path!r}")
+    chunks = runner.query(_Q_CHUNKS, {**args, "upload": uploads[0][0]})
+    data = b"".join(bytes.fromhex(str(c[3])) for c in chunks)
+    if len(data) != int(chunks[0][1]) or hashlib.sha256(data).hexdigest() != chunks[0][2]:
+        raise ValueError(f"file {path!r} of run {run_id!r} is corrupt (sha256 mismatch)")
+    return data, str(uploads[0][4]) or "application/octet-stream"
+
+
+# -- captured output -------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LogLines:
+    """Lines in time order; ``key`` (writer:seq:idx) tells a line seen before when polling with overlap."""
+
+    time_ms: list[int]
+    stream: list[str]
+    logger: list[str]
+    level: list[int]
+    message: list[str]
+    exc_text: list[str]
+    key: list[str]
+    truncated: bool
+    """More lines matched than :data:`LOG_LINES_CAP`."""
+
+
+_LOG_COLUMNS = "time_ms, stream, logger, level, message, exc_text, writer_id, seq, idx"
+_Q_LOGS_TAIL = (
+    f"SELECT {_LOG_COLUMNS} FROM {{db}}.run_logs WHERE run_id = {{run:String}} "
+    f"ORDER BY time_ms DESC, writer_id DESC, seq DESC, idx DESC LIMIT 1 BY writer_id, seq, idx LIMIT {LOG_LINES_CAP + 1}"
+)
+_Q_LOGS_SINCE = (
+    f"SELECT {_LOG_COLUMNS} FROM {{db}}.run_logs WHERE run_id = {{run:String}} AND time_ms >= {{since:Int64}} "
+    f"ORDER BY time_ms, writer_id, seq, idx LIMIT 1 BY writer_id, seq, idx LIMIT {LOG_LINES_CAP + 1}"
+)
+
+
+def logs(runner: Runner, run_id: str, *, since_ms: int | None = None) -> LogLines:
+    """The last :data:`LOG_LINES_CAP` lines, or (``since_ms``) the first ones at or after that time.
+
+    Following a running run: ask again with the last time seen (or a little
+    before it, since lines of several writers may arrive out of time order)
+    and drop lines whose ``key`` was seen.
+    """
+    if since_ms is None:
+        rows = runner.query(_Q_LOGS_TAIL, {"run": run_id})
+        truncated = len(rows) > LOG_LINES_CAP
+        rows = rows[:LOG_LINES_CAP][::-1]
+    else:
+        rows = runner.query(_Q_LOGS_SINCE, {"run": run_id, "since": int(since_ms)})
+        truncated = len(rows) > LOG_LINES_CAP
+        rows = rows[:LOG_LINES_CAP]
+    return LogLines(
+        time_ms=[int(r[0]) for r in rows], stream=[str(r[1]) for r in rows], logger=[str(r[2]) for r in rows],
+        level=[int(r[3]) for r in rows], message=[text_of(r[4]) for r in rows], exc_text=[text_of(r[5]) for r in rows],
+        key=[f"{r[6]}:{r[7]}:{r[8]}" for r in rows], truncated=truncated,
+    )
