@@ -81,25 +81,28 @@ def _width(width: int) -> int:
 
 def _downsample(runner: Runner, *, source: str, params: Mapping[str, Any], x: str, y: str, key: str,
                 integer_x: bool, width: int, x_min: float | None, x_max: float | None, dedup: str,
-                keys: Sequence[str]) -> Curves:
+                keys: Sequence[str], drawable: str = "1") -> Curves:
     """The engine behind every curve: stats, then raw points or min/max buckets on a shared grid.
 
     ``source`` is ``{db}.table WHERE ...`` (fixed text); ``x``/``y``/``key`` are fixed
     expressions, ``key`` giving the series' index in ``keys`` (a UInt32: grouping by an
     integer is much cheaper than by a run id string); ``dedup`` is the message identity
-    for ``LIMIT 1 BY``.
+    for ``LIMIT 1 BY``; ``drawable`` a filter for the points drawn (not needed to find the extent).
     """
     width = _width(width)
     budget = 2 * width
     args = dict(params)
-    where = f"{source} AND isFinite({y})"
+    ranged = ""
     if x_min is not None:
-        where += f" AND {x} >= {{r_lo:Float64}}"
+        ranged += f" AND {x} >= {{r_lo:Float64}}"
         args["r_lo"] = float(x_min)
     if x_max is not None:
-        where += f" AND {x} <= {{r_hi:Float64}}"
+        ranged += f" AND {x} <= {{r_hi:Float64}}"
         args["r_hi"] = float(x_max)
-    stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {where} GROUP BY k", args)
+    where = f"{source}{ranged} AND {drawable} AND isFinite({y})"
+    # The extent and size of each series. Reads only x (and the filter's columns): text and
+    # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
+    stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {source}{ranged} GROUP BY k", args)
     points = {str(k): 0 for k in keys}
     points.update({keys[int(r[0])]: int(r[3]) for r in stats})
     if not stats:
@@ -187,14 +190,14 @@ def scalar_curves(runner: Runner, runs: Sequence[str], name: str, *, x: str = "s
     if x == "relative":
         params.update(t_runs=[str(r[0]) for r in homes], t_starts=[int(r[2]) for r in homes])
     source = (f"{{db}}.metric_scalars WHERE experiment IN {exp_sql} AND name = {{name:String}} "
-              f"AND run_id IN {run_sql} AND is_text = 0")
+              f"AND run_id IN {run_sql}")
     key = "toUInt32(0)"
     if len(runs) > 1:
         key = "transform(run_id, {k_runs:Array(String)}, {k_index:Array(UInt32)}, toUInt32(0))"
         params.update(k_runs=runs, k_index=list(range(len(runs))))
     return _downsample(runner, source=source, params=params, x=_SCALAR_X[x], y="value", key=key,
                        integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, idx",
-                       keys=runs)
+                       keys=runs, drawable="is_text = 0")
 
 
 _Q_LIST_EVENTS = (
@@ -222,11 +225,10 @@ def list_curve(runner: Runner, run: str, name: str, *, width: int = 1000, x_min:
     }
     position = ("(transform(concat(writer_id, ':', toString(seq)), {e_keys:Array(String)}, "
                 "{e_offsets:Array(Int64)}, toInt64(0)) + toInt64(row_idx))")
-    source = ("{db}.metric_rows WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list' "
-              "AND col_is_text[1] = 0")
+    source = "{db}.metric_rows WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list'"
     return _downsample(runner, source=source, params=params, x=position, y="col_numbers[1]", key="toUInt32(0)",
                        integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, row_idx",
-                       keys=["value"])
+                       keys=["value"], drawable="col_is_text[1] = 0")
 
 
 def column_curve(runner: Runner, run: str, name: str, x_column: str, y_column: str, *, width: int = 1000,

@@ -135,11 +135,19 @@ _Q_NAMES = (
     "SELECT name, any(kind), min(first_ms) AS f FROM {db}.metric_names WHERE run_id = {run:String} "
     "GROUP BY name ORDER BY f, name"
 )
-_Q_SCALAR_SUMMARY = (
-    "SELECT name, count(), min(step), max(step), max(is_text), min(is_text), argMax(value, step), "
-    "argMax(text, step) FROM {db}.metric_scalars WHERE experiment = {experiment:String} AND run_id = {run:String} "
-    "GROUP BY name"
+# Two steps, so that a run's page never reads its curves' steps and values: first how many points
+# each name has and whether they are text (cheap columns); then, only for names with a few points
+# or text, their steps and last value.
+_Q_SCALAR_COUNTS = (
+    "SELECT name, count(), max(is_text), min(is_text) FROM {db}.metric_scalars "
+    "WHERE experiment = {experiment:String} AND run_id = {run:String} GROUP BY name"
 )
+_Q_SCALAR_LAST = (
+    "SELECT name, min(step), max(step), argMax(value, step), argMax(text, step) FROM {db}.metric_scalars "
+    "WHERE experiment = {experiment:String} AND run_id = {run:String} AND name IN __NAMES__ GROUP BY name"
+)
+_FEW_POINTS = 3
+"""At most this many rows: maybe one value logged once (duplicates of a re-delivery count until merged)."""
 _Q_ROW_COLUMNS = (
     "SELECT name, c, min(p) AS first_pos, min(t) FROM {db}.metric_rows "
     "ARRAY JOIN col_names AS c, col_is_text AS t, arrayEnumerate(col_names) AS p "
@@ -158,9 +166,16 @@ def run_metrics(runner: Runner, run_id: str, experiment: str) -> list[MetricInfo
     args = {"run": run_id, "experiment": experiment}
     names = runner.query(_Q_NAMES, args)
     kinds = {str(n): str(k) for n, k, _f in names}
-    scalars: dict[str, tuple[Any, ...]] = {}
+    scalars: dict[str, tuple[int, bool, bool]] = {}
+    last: dict[str, tuple[Any, ...]] = {}
     if "scalar" in kinds.values():
-        scalars = {str(r[0]): r[1:] for r in runner.query(_Q_SCALAR_SUMMARY, args)}
+        scalars = {str(n): (int(c), bool(any_text), bool(all_text))
+                   for n, c, any_text, all_text in runner.query(_Q_SCALAR_COUNTS, args)}
+        few = [n for n, (c, any_text, _all) in scalars.items() if c <= _FEW_POINTS or any_text]
+        if few:
+            names_sql, params = in_list("name", few)
+            last = {str(r[0]): r[1:] for r in runner.query(_Q_SCALAR_LAST.replace("__NAMES__", names_sql),
+                                                          {**args, **params})}
     numeric: dict[str, list[str]] = {}
     texts: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
@@ -173,23 +188,23 @@ def run_metrics(runner: Runner, run_id: str, experiment: str) -> list[MetricInfo
     out = []
     for name, kind, first in names:
         name, kind = str(name), str(kind)
-        last: float | str | None = None
+        value: float | str | None = None
         chart = kind
         count = counts.get(name, 0)
         if kind == "scalar":
-            s = scalars.get(name)
-            if s is None:
+            summary = scalars.get(name)
+            if summary is None:
                 continue  # the name arrived before its points
-            count, lo_step, hi_step, any_text, all_text, value, text = s
-            count = int(count)
-            if int(all_text):
-                chart, last = "value", text_of(text)
-            elif int(lo_step) == int(hi_step) and not int(any_text):
-                chart, last = "value", finite_or_none([value])[0]
-            else:
-                chart = "curve"
+            count, any_text, all_text = summary
+            chart = "curve"
+            if name in last:
+                lo_step, hi_step, number, text = last[name]
+                if all_text:
+                    chart, value = "value", text_of(text)
+                elif int(lo_step) == int(hi_step) and not any_text:
+                    chart, value = "value", finite_or_none([number])[0]
         out.append(MetricInfo(name=name, kind=kind, chart=chart, count=count, columns=numeric.get(name, []),
-                              text_columns=texts.get(name, []), last=last, first_ms=int(first)))
+                              text_columns=texts.get(name, []), last=value, first_ms=int(first)))
     return out
 
 
