@@ -54,6 +54,9 @@ MAX_WIDTH = 4000
 MAX_RUNS = 500
 """Most runs one overlay may ask for."""
 
+_MANY_SERIES = 10
+_MIN_BUCKETS = 50
+
 
 @dataclass(frozen=True, slots=True)
 class Curves:
@@ -100,50 +103,57 @@ def _downsample(runner: Runner, *, source: str, params: Mapping[str, Any], x: st
         ranged += f" AND {x} <= {{r_hi:Float64}}"
         args["r_hi"] = float(x_max)
     where = f"{source}{ranged} AND {drawable} AND isFinite({y})"
-    # The extent and size of each series. Reads only x (and the filter's columns): text and
-    # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
-    stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {source}{ranged} GROUP BY k", args)
     points = {str(k): 0 for k in keys}
-    points.update({keys[int(r[0])]: int(r[3]) for r in stats})
-    if not stats:
-        return Curves("raw", [], {k: [] for k in points}, 0.0, x_min, x_max, points)
-    lo = float(x_min) if x_min is not None else min(float(r[1]) for r in stats)
-    hi = float(x_max) if x_max is not None else max(float(r[2]) for r in stats)
-    if max(points.values()) <= budget:
+    if (integer_x and x_min is not None and x_max is not None
+            and math.ceil(x_max) - math.floor(x_min) + 1 > budget):
+        # A zoom range wider than the budget in integer x: buckets whatever the count, no stats pass.
+        lo, hi = float(x_min), float(x_max)
+    else:
+        # The extent and size of each series. Reads only x (and the filter's columns): text and
+        # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
+        stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {source}{ranged} GROUP BY k",
+                             args)
+        points.update({keys[int(r[0])]: int(r[3]) for r in stats})
+        if not stats:
+            return Curves("raw", [], {k: [] for k in points}, 0.0, x_min, x_max, points)
+        lo = float(x_min) if x_min is not None else min(float(r[1]) for r in stats)
+        hi = float(x_max) if x_max is not None else max(float(r[2]) for r in stats)
+    if points and max(points.values()) and max(points.values()) <= budget:
         rows = runner.query(
             f"SELECT {key} AS k, {x} AS px, {y} AS py FROM {where} ORDER BY k, px, {dedup} LIMIT 1 BY k, {dedup}",
             args)
         return _raw([(keys[int(k)], px, py) for k, px, py in rows], points, lo, hi)
+    # Overlays of many runs get half as many buckets (still two points per bucket): the lines
+    # overlap anyway, and the answer stays near a megabyte for a hundred runs.
+    buckets = width if len(keys) <= _MANY_SERIES else max(_MIN_BUCKETS, width // 2)
     if integer_x:
         lo, hi = math.floor(lo), math.ceil(hi)
-        w: float = max(1, math.ceil((hi - lo + 1) / width))
+        w: float = max(1, math.ceil((hi - lo + 1) / buckets))
+        n_buckets = int((hi - lo) // w) + 1
         bucket = f"intDiv(toInt64({x}) - {{b_lo:Int64}}, {{b_w:Int64}})"
         args.update(b_lo=int(lo), b_w=int(w))
     else:
-        w = (hi - lo) / width if hi > lo else 1.0
-        bucket = f"toInt64(floor(({x} - {{b_lo:Float64}}) / {{b_w:Float64}}))"
-        args.update(b_lo=lo, b_w=w)
+        w = (hi - lo) / buckets if hi > lo else 1.0
+        n_buckets = buckets
+        # x == hi would open one bucket past the last: it joins the last one inside the query.
+        bucket = f"least(toInt64(floor(({x} - {{b_lo:Float64}}) / {{b_w:Float64}})), {{b_last:Int64}})"
+        args.update(b_lo=lo, b_w=w, b_last=n_buckets - 1)
+    # Per bucket, its min and max in x order: ``first`` is whichever was logged at the smaller x.
+    min_first = f"argMin({x}, {y}) <= argMax({x}, {y})"
     rows = runner.query(
-        "SELECT k, groupArray(b), groupArray(lo_y), groupArray(hi_y), groupArray(lo_x), groupArray(hi_x) FROM ("
-        f"SELECT {key} AS k, {bucket} AS b, min({y}) AS lo_y, max({y}) AS hi_y, "
-        f"argMin({x}, {y}) AS lo_x, argMax({x}, {y}) AS hi_x FROM {where} GROUP BY k, b) GROUP BY k", args)
-    n_buckets = int((hi - lo) // w) + 1 if integer_x else width
+        "SELECT k, groupArray(b), groupArray(first), groupArray(second), sum(n) FROM ("
+        f"SELECT {key} AS k, {bucket} AS b, if({min_first}, min({y}), max({y})) AS first, "
+        f"if({min_first}, max({y}), min({y})) AS second, count() AS n FROM {where} GROUP BY k, b) GROUP BY k", args)
     slots: dict[str, list[float | None]] = {k: [None] * (2 * n_buckets) for k in points}
-    for k, bs, lo_ys, hi_ys, lo_xs, hi_xs in rows:
-        found: dict[int, tuple[float, float, float, float]] = {}
-        for b, lo_y, hi_y, lo_x, hi_x in zip(bs, lo_ys, hi_ys, lo_xs, hi_xs):
-            b = min(max(int(b), 0), n_buckets - 1)  # x == hi lands one past the last float bucket
-            seen = found.get(b)
-            if seen is not None:
-                if seen[0] < lo_y:
-                    lo_y, lo_x = seen[0], seen[2]
-                if seen[1] > hi_y:
-                    hi_y, hi_x = seen[1], seen[3]
-            found[b] = (float(lo_y), float(hi_y), float(lo_x), float(hi_x))
+    used = bytearray(n_buckets)
+    for k, bs, firsts, seconds, n in rows:
         ys = slots[keys[int(k)]]
-        for b, (lo_y, hi_y, lo_x, hi_x) in found.items():
-            ys[2 * b], ys[2 * b + 1] = (lo_y, hi_y) if lo_x <= hi_x else (hi_y, lo_y)
-    keep = [i for i in range(2 * n_buckets) if any(ys[i] is not None for ys in slots.values())]
+        points[keys[int(k)]] = max(points[keys[int(k)]], int(n))
+        for b, first, second in zip(bs, firsts, seconds):
+            ys[2 * b] = first
+            ys[2 * b + 1] = second
+            used[b] = 1
+    keep = [i for b in range(n_buckets) if used[b] for i in (2 * b, 2 * b + 1)]
     xs = [lo + (i // 2 + (0.25 if i % 2 == 0 else 0.75)) * w for i in keep]
     return Curves("minmax", xs, {k: [ys[i] for i in keep] for k, ys in slots.items()}, float(w), lo, hi, points)
 

@@ -165,9 +165,11 @@ class RunTable:
 
 
 def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequence[str] = (),
-              parent: str | None = None, now_ms: float, lost_after_s: float = 300.0) -> RunTable:
+              parent: str | None = None, default_metrics: int = 0, now_ms: float,
+              lost_after_s: float = 300.0) -> RunTable:
     """Runs of ``experiment`` (or of ``parent``'s experiment, only its children), with ``metrics`` summarised.
 
+    With no ``metrics``, the first ``default_metrics`` scalar metric names (by name) are.
     ``ValueError`` when neither is given or more than :data:`MAX_METRICS` metrics are asked for.
     """
     metrics = list(dict.fromkeys(metrics))
@@ -212,6 +214,9 @@ def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequenc
             continue
         target = tags if kind == "tag" else properties
         target.setdefault(str(key), [None] * n)[i] = str(value) if int(has_value) else ""
+    names = [(str(r[0]), str(r[1]), int(r[2])) for r in runner.query(_Q_METRIC_NAMES, args)]
+    if not metrics and default_metrics > 0:
+        metrics = [n for n, kind, _runs in names if kind == "scalar"][:min(default_metrics, MAX_METRICS)]
     columns: dict[str, MetricColumns] = {}
     if metrics:
         names_sql, params = in_list("metric", metrics)
@@ -231,7 +236,6 @@ def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequenc
             c[4][i] = str(text) if text else None
         for m, (last_, lo_, hi_, step_, text_) in cells.items():
             columns[m] = MetricColumns(finite_or_none(last_), finite_or_none(lo_), finite_or_none(hi_), step_, text_)
-    names = [(str(r[0]), str(r[1]), int(r[2])) for r in runner.query(_Q_METRIC_NAMES, args)]
     return RunTable(
         experiment=experiment,
         run_id=[str(r[0]) for r in runs],

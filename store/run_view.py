@@ -63,20 +63,23 @@ class RunDetails:
     children: int
 
 
+# The run, its children count and its heartbeats in one round trip (scalar subqueries).
 _Q_RUN = (
     "SELECT run_id, any(experiment), any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
-    "min(start_ms) FROM {db}.runs WHERE run_id = {run:String} GROUP BY run_id"
+    "min(start_ms), (SELECT uniqExact(run_id) FROM {db}.runs WHERE parent_run_id = {run:String}), "
+    "(SELECT max(created_ms) FROM {db}.run_heartbeats WHERE run_id = {run:String}), "
+    "(SELECT max(interval_ms) FROM {db}.run_heartbeats WHERE run_id = {run:String}), "
+    "(SELECT count() FROM {db}.run_heartbeats WHERE run_id = {run:String}) "
+    "FROM {db}.runs WHERE run_id = {run:String} GROUP BY run_id"
 )
 _Q_STATUS = (
     "SELECT status, error_details, created_ms FROM {db}.run_status WHERE run_id = {run:String} "
     "ORDER BY created_ms DESC, seq DESC LIMIT 1"
 )
-_Q_HEARTBEAT = "SELECT max(created_ms), max(interval_ms), count() FROM {db}.run_heartbeats WHERE run_id = {run:String}"
 _Q_ATTRIBUTES = (
     "SELECT kind, key, argMax(value, created_ms), argMax(has_value, created_ms) FROM {db}.run_attributes "
     "WHERE run_id = {run:String} GROUP BY kind, key ORDER BY kind, key"
 )
-_Q_CHILDREN = "SELECT uniqExact(run_id) FROM {db}.runs WHERE parent_run_id = {run:String}"
 
 
 def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: float = 300.0) -> RunDetails:
@@ -88,9 +91,8 @@ def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: flo
     r = rows[0]
     start = int(r[7])
     st = runner.query(_Q_STATUS, args)
-    hb = runner.query(_Q_HEARTBEAT, args)
-    beat = int(hb[0][0]) if hb and int(hb[0][2] or 0) else None
-    interval = int(hb[0][1]) if beat else 0
+    beat = int(r[9] or 0) if int(r[11] or 0) else None
+    interval = int(r[10] or 0) if beat else 0
     if st:
         raw_status, details, changed = str(st[0][0]), st[0][1] or None, int(st[0][2])
     else:
@@ -101,12 +103,11 @@ def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: flo
     properties: dict[str, str] = {}
     for kind, key, value, has_value in runner.query(_Q_ATTRIBUTES, args):
         (tags if kind == "tag" else properties)[str(key)] = str(value) if int(has_value) else ""
-    children = runner.query(_Q_CHILDREN, args)
     return RunDetails(
         run_id=str(r[0]), experiment=str(r[1]), parent_run_id=str(r[2] or ""), display_name=str(r[3] or ""),
         kind=str(r[4] or ""), host=str(r[5] or ""), pid=int(r[6]), start_ms=start, status=status, error=error,
         end_ms=changed if st and raw_status != "Running" else None, last_heartbeat_ms=beat, tags=tags,
-        properties=properties, children=int(children[0][0]) if children else 0,
+        properties=properties, children=int(r[8] or 0),
     )
 
 

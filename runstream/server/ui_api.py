@@ -17,8 +17,9 @@ its scripts and styles; nothing is loaded from anywhere else.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -101,11 +102,24 @@ def _many(request: Request, name: str) -> list[str]:
     return [v for v in request.query_params.getlist(name) if v]
 
 
-def _curves_json(c: curves.Curves, x: str) -> dict[str, Any]:
-    return {
-        "x": x, "mode": c.mode, "bucket": c.bucket, "x_min": c.x_min, "x_max": c.x_max,
-        "xs": c.xs, "series": list(c.ys), "ys": list(c.ys.values()), "points": [c.points[k] for k in c.ys],
-    }
+def _numbers(values: Sequence[float | None], digits: int | None) -> str:
+    """A JSON array of finite floats (or null); ``digits`` significant digits, or exact (``repr``)."""
+    if digits is None:
+        return json.dumps(list(values), allow_nan=False, separators=(",", ":"))
+    form = f"{{:.{digits}g}}"
+    return "[" + ",".join("null" if v is None else form.format(v) for v in values) + "]"
+
+
+def _curves_response(c: curves.Curves, x: str) -> Response:
+    """A curve answer, built by hand: a hundred-run overlay holds ~10^5 numbers, and min/max buckets
+    need no more than 7 significant digits to be drawn (raw points keep every digit)."""
+    digits = None if c.mode == "raw" else 7
+    head = json.dumps({"x": x, "mode": c.mode, "bucket": c.bucket, "x_min": c.x_min, "x_max": c.x_max,
+                       "series": list(c.ys), "points": [c.points[k] for k in c.ys]}, allow_nan=False,
+                      separators=(",", ":"))
+    body = (head[:-1] + ',"xs":' + _numbers(c.xs, None) + ',"ys":['
+            + ",".join(_numbers(ys, digits) for ys in c.ys.values()) + "]}")
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
 Handler = Callable[[Request], Any]
@@ -151,7 +165,8 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
 
     def runs(request: Request) -> dict[str, Any]:
         t = run_table.run_table(runner, _one(request, "experiment", required=False), metrics=_many(request, "metric"),
-                                parent=_one(request, "parent", required=False), now_ms=now_ms(),
+                                parent=_one(request, "parent", required=False),
+                                default_metrics=_int(request, "default_metrics", 0), now_ms=now_ms(),
                                 lost_after_s=s.lost_after_s)
         names = t.metric_names
         return {
@@ -174,25 +189,25 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
             "metrics": {f: [getattr(m, f) for m in metrics] for f in fields},
         }
 
-    def scalar_curves(request: Request) -> dict[str, Any]:
+    def scalar_curves(request: Request) -> Response:
         x = _one(request, "x", required=False) or "step"
         c = curves.scalar_curves(runner, _many(request, "run"), _text(request, "name"), x=x,
                                  width=_int(request, "width", 1000), x_min=_float(request, "x_min"),
                                  x_max=_float(request, "x_max"))
-        return _curves_json(c, x)
+        return _curves_response(c, x)
 
-    def list_curve(request: Request) -> dict[str, Any]:
+    def list_curve(request: Request) -> Response:
         c = curves.list_curve(runner, _text(request, "run"), _text(request, "name"),
                               width=_int(request, "width", 1000), x_min=_float(request, "x_min"),
                               x_max=_float(request, "x_max"))
-        return _curves_json(c, "index")
+        return _curves_response(c, "index")
 
-    def column_curve(request: Request) -> dict[str, Any]:
+    def column_curve(request: Request) -> Response:
         x_column = _text(request, "x_column")
         c = curves.column_curve(runner, _text(request, "run"), _text(request, "name"), x_column,
                                 _text(request, "y_column"), width=_int(request, "width", 1000),
                                 x_min=_float(request, "x_min"), x_max=_float(request, "x_max"))
-        return _curves_json(c, x_column)
+        return _curves_response(c, x_column)
 
     def table(request: Request) -> dict[str, Any]:
         return dataclasses.asdict(run_view.table_rows(runner, _text(request, "run"), _text(request, "name")))

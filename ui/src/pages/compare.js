@@ -7,19 +7,23 @@ import { LineChart } from "../chart.js";
 import { live } from "./live.js";
 
 export async function comparePage(params) {
-  const config = await uiConfig();
-  const runs = (params.get("runs") ?? "").split(",").filter(Boolean).slice(0, config.max_runs);
+  const runs = (params.get("runs") ?? "").split(",").filter(Boolean);
   if (!runs.length) throw new Error("no runs selected: tick runs in an experiment's table, then “compare selected”");
+  let x = params.get("x") ?? "step";
+  // The curves are asked for at once, with the runs table (names, metrics) and the settings.
+  const width = Math.max(200, document.getElementById("page").clientWidth - 60);
+  const asked = params.get("metric");
+  const first = asked ? api("curves", { run: runs, name: asked, x, width }) : null;
+  first?.catch(() => {});
   let experiment = params.get("experiment");
   if (!experiment) experiment = (await api("run", { run: runs[0] })).run.experiment;
-  const table = await api("runs", { experiment });
+  const [config, table] = await Promise.all([uiConfig(), api("runs", { experiment })]);
   const names = table.metric_names;
   const scalars = names.name.filter((n, i) => names.kind[i] === "scalar");
   const imageNames = names.name.filter((n, i) => names.kind[i] === "image");
   const labelOf = new Map(table.runs.run_id.map((id, i) => [id, table.runs.display_name[i] || id]));
   const statusOf = new Map(table.runs.run_id.map((id, i) => [id, table.runs.status[i]]));
-  let metric = params.get("metric") || scalars[0] || "";
-  let x = params.get("x") ?? "step";
+  let metric = asked || scalars[0] || "";
   const smoothing = Number(params.get("smooth") ?? 0);
   const logY = params.get("log") === "1";
 
@@ -43,6 +47,7 @@ export async function comparePage(params) {
     chart?.destroy();
     chartBox.replaceChildren();
     chart = new LineChart(chartBox, { title: metric, x, height: 420, smoothing, logY, label: (id) => labelOf.get(id) ?? id,
+      first: metric === asked && x === (params.get("x") ?? "step") && !chart ? first : null,
       load: (q, c) => api("curves", { run: runs, name: metric, x: c.x, ...q }) });
   }
   makeChart();

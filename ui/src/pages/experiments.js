@@ -26,8 +26,7 @@ export async function experimentsPage() {
         h("td", {}, statusMix(STATUSES.map((s) => [s, e.status[s][i]]), e.runs[i])),
         h("td", {}, h("a", { href: link(`/sweep/${encodeURIComponent(name)}`) }, "sweep view")))))));
   };
-  const config = await uiConfig();
-  let latest = await api("experiments");
+  let [config, latest] = await Promise.all([uiConfig(), api("experiments")]);
   render(latest);
   const poll = live(async () => render((latest = await api("experiments"))), config.refresh_s,
                     () => latest.experiments.status.Running.some((n) => n > 0));

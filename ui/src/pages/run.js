@@ -6,8 +6,7 @@ import { LineChart } from "../chart.js";
 import { live } from "./live.js";
 
 export async function runPage(runId, params) {
-  const config = await uiConfig();
-  let info = await api("run", { run: runId });
+  let [config, info] = await Promise.all([uiConfig(), api("run", { run: runId })]);
   let x = params.get("x") ?? "step";
   const el = h("section", { class: "page run-page" });
   const header = h("div", { class: "run-header" });
@@ -53,20 +52,27 @@ export async function runPage(runId, params) {
     allCharts = [];
     const valueRows = [];
     const blocks = [];
+    // The first charts are surely in view: they ask for their data now, at the width they will have
+    // (the grid's column width), instead of after the page is laid out. The others wait to be seen.
+    const pageWidth = document.getElementById("page").clientWidth || window.innerWidth;
+    const columns = Math.max(1, Math.floor((pageWidth - 40 + 14) / (520 + 14)));
+    const widthHint = Math.floor((pageWidth - 40 - (columns - 1) * 14) / columns) - 22;
+    let eager = 2 * columns;
+    const lazy = () => (eager-- > 0 ? false : true);
     m.name.forEach((name, i) => {
       const chart = m.chart[i];
       if (chart === "value") valueRows.push(h("tr", {}, h("td", {}, name), h("td", { class: "num" }, fmtNum(m.last[i]))));
       else if (chart === "curve") {
         const box = h("div", { class: "card" });
         blocks.push(box);
-        const c = new LineChart(box, { title: name, x, lazy: true, label: () => name,
+        const c = new LineChart(box, { title: name, x, lazy: lazy(), widthHint, label: () => name,
           load: (q, chart) => api("curves", { run: runId, name, x: chart.x, ...q }) });
         curveCharts.push(c);
         allCharts.push(c);
       } else if (chart === "list") {
         const box = h("div", { class: "card" });
         blocks.push(box);
-        allCharts.push(new LineChart(box, { title: `${name} (list)`, x: "index", lazy: true, label: () => name,
+        allCharts.push(new LineChart(box, { title: `${name} (list)`, x: "index", lazy: lazy(), widthHint, label: () => name,
           load: (q) => api("list-curve", { run: runId, name, ...q }) }));
         box.append(tableToggle(runId, name));
       } else if (chart === "row" || chart === "table") {
@@ -99,8 +105,15 @@ export async function runPage(runId, params) {
 
   renderHeader();
   renderMetrics();
-  // Charts load as soon as they are in view; the rest fills in around them.
-  const rest = Promise.all([renderImages(), renderFiles(), logs.load()]).then(() => logs.follow(running()))
+  // Charts load as soon as they are in view; images, files and output once the charts in view
+  // have their data (the store answers one query at a time), or after a second at most.
+  const chartsDrawn = () => allCharts.filter((c) => c.loads > 0 || c.pending > 0).every((c) => c.loads > 0);
+  const rest = new Promise((resolve) => {
+    const started = performance.now();
+    const wait = () => (chartsDrawn() && performance.now() - started > 50) || performance.now() - started > 1000
+      ? resolve() : setTimeout(wait, 30);
+    setTimeout(wait, 30);
+  }).then(() => Promise.all([renderImages(), renderFiles(), logs.load()])).then(() => logs.follow(running()))
     .catch((err) => gallery.append(h("p", { class: "error" }, err.message)));
 
   const poll = live(async () => {
