@@ -1,31 +1,57 @@
-"""Small pieces of query text shared by the UI's read queries.
+"""What the UI's read modules share: the read-query seam, fixed query fragments, value helpers.
 
-The text built here depends only on *how many* values there are, never on the
-values themselves: each value becomes its own ``{name:Type}`` placeholder, so
-user data stays data on both backends.
+Every UI query is fixed text with a name (see :mod:`store.ui_queries`): user
+values are ``{name:Type}`` parameters, never SQL, and a home's owner can
+answer the names over its query socket. A list of values (runs, metric names)
+is one ``Array(String)`` parameter tested with ``has()``; because ``has()``
+cannot narrow a read by the sorting key, the list's smallest and largest value
+bound the column too (:func:`in_array`), which can.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
-from consumers.store.base import QueryRunner as Runner  # becomes store.base with the layering
+from consumers.store.base import QueryRunner  # becomes store.base with the layering
 
-__all__ = ["in_list", "finite_or_none", "text_of", "Runner"]
+__all__ = ["Reads", "RunnerReads", "in_array", "in_array_params", "finite_or_none", "text_of"]
 
 
-def in_list(prefix: str, values: Sequence[str], typ: str = "String") -> tuple[str, dict[str, Any]]:
-    """``("({prefix0:String}, {prefix1:String})", {prefix0: v0, ...})`` for an ``x IN (...)`` test.
+class Reads(Protocol):
+    """Runs a named read query (the shape of the store's ``ReadQueries``)."""
 
-    ``IN`` over a tuple of constants lets both engines prune by the sorting key
-    (``has(array, x)`` does not on 18.16). ``values`` must not be empty.
+    def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of query ``name`` with ``params``; ``KeyError`` for an unknown name."""
+        ...
+
+
+class RunnerReads:
+    """:class:`Reads` over a ``QueryRunner`` (a store this process holds), for ``catalogue``'s names."""
+
+    def __init__(self, runner: QueryRunner, catalogue: Mapping[str, str]) -> None:
+        self._runner = runner
+        self._catalogue = catalogue
+
+    def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        return self._runner.query(self._catalogue[name], params)
+
+
+def in_array(column: str, param: str) -> str:
+    """``column`` is one of the values of the ``Array(String)`` parameter ``param``, with range bounds.
+
+    Fixed text (``column`` and ``param`` come from our code); fill it with :func:`in_array_params`.
     """
+    return (f"has({{{param}:Array(String)}}, {column}) AND {column} >= {{{param}_lo:String}} "
+            f"AND {column} <= {{{param}_hi:String}}")
+
+
+def in_array_params(param: str, values: Sequence[str]) -> dict[str, Any]:
+    """The parameters of :func:`in_array` for ``values`` (not empty)."""
     if not values:
-        raise ValueError(f"{prefix}: an IN list needs at least one value")
-    names = [f"{prefix}{i}" for i in range(len(values))]
-    return "(" + ", ".join(f"{{{n}:{typ}}}" for n in names) + ")", dict(zip(names, values))
+        raise ValueError(f"{param}: the list needs at least one value")
+    return {param: list(values), f"{param}_lo": min(values), f"{param}_hi": max(values)}
 
 
 def finite_or_none(values: Iterable[Any]) -> list[float | None]:

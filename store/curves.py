@@ -39,11 +39,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
-from ._sqlparts import Runner, in_list
+from ._sqlparts import Reads, in_array, in_array_params
 
-__all__ = ["X_AXES", "MAX_WIDTH", "MAX_RUNS", "Curves", "scalar_curves", "list_curve", "column_curve"]
+__all__ = ["X_AXES", "MAX_WIDTH", "MAX_RUNS", "QUERIES", "Curves", "scalar_curves", "list_curve", "column_curve"]
 
 X_AXES = ("step", "time", "relative")
 """x of a scalar curve: the step, the wall time (epoch ms), or ms since the run's start."""
@@ -82,73 +83,91 @@ def _width(width: int) -> int:
     return min(width, MAX_WIDTH)
 
 
-def _downsample(runner: Runner, *, source: str, params: Mapping[str, Any], x: str, y: str, key: str,
-                integer_x: bool, width: int, x_min: float | None, x_max: float | None, dedup: str,
-                keys: Sequence[str], drawable: str = "1") -> Curves:
-    """The engine behind every curve: stats, then raw points or min/max buckets on a shared grid.
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """One kind of curve: where its points are and how x, y and the series are computed (fixed SQL)."""
 
-    ``source`` is ``{db}.table WHERE ...`` (fixed text); ``x``/``y``/``key`` are fixed
-    expressions, ``key`` giving the series' index in ``keys`` (a UInt32: grouping by an
-    integer is much cheaper than by a run id string); ``dedup`` is the message identity
-    for ``LIMIT 1 BY``; ``drawable`` a filter for the points drawn (not needed to find the extent).
-    """
+    name: str
+    source: str
+    """``{db}.table WHERE ...``: the points of every series asked for."""
+    x: str
+    y: str
+    key: str
+    """The series' index in the ``keys`` asked for, a UInt32 (grouping by an integer is far cheaper
+    than by a run id string)."""
+    dedup: str
+    """The message identity, for ``LIMIT 1 BY``."""
+    integer_x: bool
+    drawable: str = "1"
+    """Which points are drawn (not needed to find the extent)."""
+
+    def queries(self) -> dict[str, str]:
+        ranged = f"{self.source} AND {self.x} >= {{r_lo:Float64}} AND {self.x} <= {{r_hi:Float64}}"
+        where = f"{ranged} AND {self.drawable} AND isFinite({self.y})"
+        if self.integer_x:
+            bucket = f"intDiv(toInt64({self.x}) - {{b_lo:Int64}}, {{b_w:Int64}})"
+        else:  # x == hi would open one bucket past the last: it joins the last one
+            bucket = f"least(toInt64(floor(({self.x} - {{b_lo:Float64}}) / {{b_w:Float64}})), {{b_last:Int64}})"
+        # Per bucket, its min and max in x order: ``first`` is whichever was logged at the smaller x.
+        min_first = f"argMin({self.x}, {self.y}) <= argMax({self.x}, {self.y})"
+        return {
+            # The extent and size of each series. Reads only x (and the filter's columns): text and
+            # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
+            f"{self.name}_stats": f"SELECT {self.key} AS k, min({self.x}), max({self.x}), count() FROM {ranged} "
+                                  "GROUP BY k",
+            f"{self.name}_raw": f"SELECT {self.key} AS k, {self.x} AS px, {self.y} AS py FROM {where} "
+                                f"ORDER BY k, px, {self.dedup} LIMIT 1 BY k, {self.dedup}",
+            f"{self.name}_buckets": (
+                "SELECT k, groupArray(b), groupArray(first), groupArray(second), sum(n) FROM ("
+                f"SELECT {self.key} AS k, {bucket} AS b, if({min_first}, min({self.y}), max({self.y})) AS first, "
+                f"if({min_first}, max({self.y}), min({self.y})) AS second, count() AS n FROM {where} "
+                "GROUP BY k, b) GROUP BY k"),
+        }
+
+
+_FAR = 1.7e308
+"""The range bounds when none is asked for (finite: both engines parse it)."""
+
+
+def _downsample(reads: Reads, src: _Source, params: Mapping[str, Any], *, width: int, x_min: float | None,
+                x_max: float | None, keys: Sequence[str]) -> Curves:
+    """Stats, then raw points or min/max buckets on one grid shared by every series of ``keys``."""
     width = _width(width)
     budget = 2 * width
-    args = dict(params)
-    ranged = ""
-    if x_min is not None:
-        ranged += f" AND {x} >= {{r_lo:Float64}}"
-        args["r_lo"] = float(x_min)
-    if x_max is not None:
-        ranged += f" AND {x} <= {{r_hi:Float64}}"
-        args["r_hi"] = float(x_max)
-    where = f"{source}{ranged} AND {drawable} AND isFinite({y})"
+    args = dict(params, r_lo=-_FAR if x_min is None else float(x_min), r_hi=_FAR if x_max is None else float(x_max))
     points = {str(k): 0 for k in keys}
-    if (integer_x and x_min is not None and x_max is not None
+    if (src.integer_x and x_min is not None and x_max is not None
             and math.ceil(x_max) - math.floor(x_min) + 1 > budget):
         # A zoom range wider than the budget in integer x: buckets whatever the count, no stats pass.
         lo, hi = float(x_min), float(x_max)
     else:
-        # The extent and size of each series. Reads only x (and the filter's columns): text and
-        # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
-        stats = runner.query(f"SELECT {key} AS k, min({x}), max({x}), count() FROM {source}{ranged} GROUP BY k",
-                             args)
+        stats = reads.fetch(f"{src.name}_stats", args)
         points.update({keys[int(r[0])]: int(r[3]) for r in stats})
         if not stats:
             return Curves("raw", [], {k: [] for k in points}, 0.0, x_min, x_max, points)
         lo = float(x_min) if x_min is not None else min(float(r[1]) for r in stats)
         hi = float(x_max) if x_max is not None else max(float(r[2]) for r in stats)
-    if points and max(points.values()) and max(points.values()) <= budget:
-        rows = runner.query(
-            f"SELECT {key} AS k, {x} AS px, {y} AS py FROM {where} ORDER BY k, px, {dedup} LIMIT 1 BY k, {dedup}",
-            args)
-        return _raw([(keys[int(k)], px, py) for k, px, py in rows], points, lo, hi)
+        if max(points.values()) <= budget:
+            rows = reads.fetch(f"{src.name}_raw", args)
+            return _raw([(keys[int(k)], px, py) for k, px, py in rows], points, lo, hi)
     # Overlays of many runs get half as many buckets (still two points per bucket): the lines
     # overlap anyway, and the answer stays near a megabyte for a hundred runs.
     buckets = width if len(keys) <= _MANY_SERIES else max(_MIN_BUCKETS, width // 2)
-    if integer_x:
+    if src.integer_x:
         lo, hi = math.floor(lo), math.ceil(hi)
         w: float = max(1, math.ceil((hi - lo + 1) / buckets))
         n_buckets = int((hi - lo) // w) + 1
-        bucket = f"intDiv(toInt64({x}) - {{b_lo:Int64}}, {{b_w:Int64}})"
         args.update(b_lo=int(lo), b_w=int(w))
     else:
         w = (hi - lo) / buckets if hi > lo else 1.0
         n_buckets = buckets
-        # x == hi would open one bucket past the last: it joins the last one inside the query.
-        bucket = f"least(toInt64(floor(({x} - {{b_lo:Float64}}) / {{b_w:Float64}})), {{b_last:Int64}})"
         args.update(b_lo=lo, b_w=w, b_last=n_buckets - 1)
-    # Per bucket, its min and max in x order: ``first`` is whichever was logged at the smaller x.
-    min_first = f"argMin({x}, {y}) <= argMax({x}, {y})"
-    rows = runner.query(
-        "SELECT k, groupArray(b), groupArray(first), groupArray(second), sum(n) FROM ("
-        f"SELECT {key} AS k, {bucket} AS b, if({min_first}, min({y}), max({y})) AS first, "
-        f"if({min_first}, max({y}), min({y})) AS second, count() AS n FROM {where} GROUP BY k, b) GROUP BY k", args)
     slots: dict[str, list[float | None]] = {k: [None] * (2 * n_buckets) for k in points}
     used = bytearray(n_buckets)
-    for k, bs, firsts, seconds, n in rows:
-        ys = slots[keys[int(k)]]
-        points[keys[int(k)]] = max(points[keys[int(k)]], int(n))
+    for k, bs, firsts, seconds, n in reads.fetch(f"{src.name}_buckets", args):
+        series = keys[int(k)]
+        ys = slots[series]
+        points[series] = max(points[series], int(n))
         for b, first, second in zip(bs, firsts, seconds):
             ys[2 * b] = first
             ys[2 * b + 1] = second
@@ -168,91 +187,86 @@ def _raw(rows: list[tuple[Any, ...]], points: dict[str, int], lo: float, hi: flo
     return Curves("raw", xs, ys, 0.0, lo, hi, points)
 
 
+_SCALAR_SOURCE = (
+    "{db}.metric_scalars WHERE " + in_array("experiment", "experiments") + " AND name = {name:String} AND "
+    + in_array("run_id", "runs")
+)
+_RUN_INDEX = "transform(run_id, {runs:Array(String)}, {run_index:Array(UInt32)}, toUInt32(0))"
 _SCALAR_X = {
     "step": "step",
     "time": "time_ms",
-    "relative": "(time_ms - transform(run_id, {t_runs:Array(String)}, {t_starts:Array(Int64)}, toInt64(0)))",
+    "relative": "(time_ms - transform(run_id, {runs:Array(String)}, {run_starts:Array(Int64)}, toInt64(0)))",
 }
-_Q_RUN_HOMES = (
-    "SELECT run_id, any(experiment), min(start_ms) FROM {db}.runs WHERE run_id IN __RUNS__ GROUP BY run_id"
-)
+_SCALAR = {x: _Source(f"ui_scalar_{x}", _SCALAR_SOURCE, expr, "value", _RUN_INDEX, "writer_id, seq, idx", True,
+                      "is_text = 0") for x, expr in _SCALAR_X.items()}
+_LIST = _Source(
+    "ui_list", "{db}.metric_rows WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list'",
+    "(transform(concat(writer_id, ':', toString(seq)), {e_keys:Array(String)}, {e_offsets:Array(Int64)}, "
+    "toInt64(0)) + toInt64(row_idx))", "col_numbers[1]", "toUInt32(0)", "writer_id, seq, row_idx", True,
+    "col_is_text[1] = 0")
+_XI, _YI = "indexOf(col_names, {xcol:String})", "indexOf(col_names, {ycol:String})"
+_COLUMNS = _Source(
+    "ui_columns",
+    f"{{db}}.metric_rows WHERE run_id = {{run:String}} AND name = {{name:String}} AND {_XI} > 0 AND {_YI} > 0 "
+    f"AND col_is_text[{_XI}] = 0 AND col_is_text[{_YI}] = 0 AND isFinite(col_numbers[{_XI}])",
+    f"col_numbers[{_XI}]", f"col_numbers[{_YI}]", "toUInt32(0)", "writer_id, seq, row_idx", False)
+
+QUERIES: Mapping[str, str] = MappingProxyType({
+    "ui_run_homes": "SELECT run_id, any(experiment), min(start_ms) FROM {db}.runs WHERE "
+                    + in_array("run_id", "runs") + " GROUP BY run_id",
+    "ui_list_events": (
+        "SELECT writer_id, seq, uniqExact(row_idx), min(created_ms) AS c FROM {db}.metric_rows "
+        "WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list' "
+        "GROUP BY writer_id, seq ORDER BY c, writer_id, seq"),
+    **{name: sql for src in (*_SCALAR.values(), _LIST, _COLUMNS) for name, sql in src.queries().items()},
+})
+"""This module's read queries by name (part of :data:`store.ui_queries.UI_QUERIES`)."""
 
 
-def scalar_curves(runner: Runner, runs: Sequence[str], name: str, *, x: str = "step", width: int = 1000,
+def scalar_curves(reads: Reads, runs: Sequence[str], name: str, *, x: str = "step", width: int = 1000,
                   x_min: float | None = None, x_max: float | None = None) -> Curves:
     """Metric ``name`` (``run.log``) of ``runs`` on one shared grid; series keyed by run id.
 
     Unknown runs and runs without the metric get empty series (all None).
     ``x_min``/``x_max`` bound the range (inclusive, x units: steps or epoch/relative ms).
     """
-    if x not in _SCALAR_X:
+    if x not in _SCALAR:
         raise ValueError(f"x must be one of {X_AXES}, got {x!r}")
     runs = list(dict.fromkeys(runs))
     if not runs or len(runs) > MAX_RUNS:
         raise ValueError(f"ask for 1 to {MAX_RUNS} runs, got {len(runs)}")
-    run_sql, params = in_list("run", runs)
-    homes = runner.query(_Q_RUN_HOMES.replace("__RUNS__", run_sql), params)
-    experiments = sorted({str(r[1]) for r in homes})
+    homes = {str(r[0]): (str(r[1]), int(r[2])) for r in reads.fetch("ui_run_homes", in_array_params("runs", runs))}
+    experiments = sorted({e for e, _start in homes.values()})
     if not experiments:
         return Curves("raw", [], {r: [] for r in runs}, 0.0, x_min, x_max, {r: 0 for r in runs})
-    exp_sql, exp_params = in_list("exp", experiments)
-    params.update(exp_params, name=name)
-    if x == "relative":
-        params.update(t_runs=[str(r[0]) for r in homes], t_starts=[int(r[2]) for r in homes])
-    source = (f"{{db}}.metric_scalars WHERE experiment IN {exp_sql} AND name = {{name:String}} "
-              f"AND run_id IN {run_sql}")
-    key = "toUInt32(0)"
-    if len(runs) > 1:
-        key = "transform(run_id, {k_runs:Array(String)}, {k_index:Array(UInt32)}, toUInt32(0))"
-        params.update(k_runs=runs, k_index=list(range(len(runs))))
-    return _downsample(runner, source=source, params=params, x=_SCALAR_X[x], y="value", key=key,
-                       integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, idx",
-                       keys=runs, drawable="is_text = 0")
+    params: dict[str, Any] = {
+        **in_array_params("runs", runs), **in_array_params("experiments", experiments), "name": name,
+        "run_index": list(range(len(runs))), "run_starts": [homes.get(r, ("", 0))[1] for r in runs],
+    }
+    return _downsample(reads, _SCALAR[x], params, width=width, x_min=x_min, x_max=x_max, keys=runs)
 
 
-_Q_LIST_EVENTS = (
-    "SELECT writer_id, seq, uniqExact(row_idx), min(created_ms) AS c FROM {db}.metric_rows "
-    "WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list' "
-    "GROUP BY writer_id, seq ORDER BY c, writer_id, seq"
-)
-
-
-def list_curve(runner: Runner, run: str, name: str, *, width: int = 1000, x_min: float | None = None,
+def list_curve(reads: Reads, run: str, name: str, *, width: int = 1000, x_min: float | None = None,
                x_max: float | None = None) -> Curves:
     """A ``log_list`` metric of ``run``: element values against their position (series ``"value"``).
 
     Several calls (and the chunks a long list is sent in) follow one another in
     logging order, so position ``i`` is the ``i``-th element logged.
     """
-    events = runner.query(_Q_LIST_EVENTS, {"run": run, "name": name})
+    events = reads.fetch("ui_list_events", {"run": run, "name": name})
     offsets, total = [], 0
     for _writer, _seq, n, _c in events:
         offsets.append(total)
         total += int(n)
-    params: dict[str, Any] = {
-        "run": run, "name": name,
-        "e_keys": [f"{w}:{s}" for w, s, _n, _c in events], "e_offsets": offsets,
-    }
-    position = ("(transform(concat(writer_id, ':', toString(seq)), {e_keys:Array(String)}, "
-                "{e_offsets:Array(Int64)}, toInt64(0)) + toInt64(row_idx))")
-    source = "{db}.metric_rows WHERE run_id = {run:String} AND name = {name:String} AND kind = 'list'"
-    return _downsample(runner, source=source, params=params, x=position, y="col_numbers[1]", key="toUInt32(0)",
-                       integer_x=True, width=width, x_min=x_min, x_max=x_max, dedup="writer_id, seq, row_idx",
-                       keys=["value"], drawable="col_is_text[1] = 0")
+    params = {"run": run, "name": name, "e_keys": [f"{w}:{s}" for w, s, _n, _c in events], "e_offsets": offsets}
+    return _downsample(reads, _LIST, params, width=width, x_min=x_min, x_max=x_max, keys=["value"])
 
 
-def column_curve(runner: Runner, run: str, name: str, x_column: str, y_column: str, *, width: int = 1000,
+def column_curve(reads: Reads, run: str, name: str, x_column: str, y_column: str, *, width: int = 1000,
                  x_min: float | None = None, x_max: float | None = None) -> Curves:
     """Column ``y_column`` against ``x_column`` of a ``log_row``/``log_table`` metric (series ``"value"``).
 
     Rows where either cell is missing or text are skipped.
     """
-    params: dict[str, Any] = {"run": run, "name": name, "xcol": x_column, "ycol": y_column}
-    xi, yi = "indexOf(col_names, {xcol:String})", "indexOf(col_names, {ycol:String})"
-    source = (f"{{db}}.metric_rows WHERE run_id = {{run:String}} AND name = {{name:String}} "
-              f"AND {xi} > 0 AND {yi} > 0 AND col_is_text[{xi}] = 0 AND col_is_text[{yi}] = 0 "
-              f"AND isFinite(col_numbers[{xi}])")
-    return _downsample(runner, source=source, params=params, x=f"col_numbers[{xi}]", y=f"col_numbers[{yi}]",
-                       key="toUInt32(0)", integer_x=False, width=width, x_min=x_min, x_max=x_max,
-                       dedup="writer_id, seq, row_idx", keys=["value"])
-
+    params = {"run": run, "name": name, "xcol": x_column, "ycol": y_column}
+    return _downsample(reads, _COLUMNS, params, width=width, x_min=x_min, x_max=x_max, keys=["value"])

@@ -15,13 +15,17 @@ query is one a duplicate row cannot change (``argMax``, ``min``, ``max``,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from ._sqlparts import Runner, finite_or_none, in_list
+from ._sqlparts import Reads, finite_or_none, in_array, in_array_params
 
-__all__ = ["STATUSES", "MAX_METRICS", "effective_status", "Experiments", "RunTable", "experiments", "run_table"]
+__all__ = [
+    "STATUSES", "MAX_METRICS", "QUERIES", "effective_status", "Experiments", "MetricColumns", "RunTable", "experiments",
+    "run_table",
+]
 
 STATUSES = ("Running", "Completed", "Failed", "Canceled")
 
@@ -67,14 +71,14 @@ class Experiments:
     status: dict[str, list[int]]
 
 
-def experiments(runner: Runner, *, now_ms: float, lost_after_s: float = 300.0) -> Experiments:
+def experiments(reads: Reads, *, now_ms: float, lost_after_s: float = 300.0) -> Experiments:
     """Every experiment: run count, last activity (start, status change or heartbeat), status mix."""
-    rows = runner.query(_Q_EXPERIMENTS, {})
-    beats = {str(r[0]): (int(r[1]), int(r[2])) for r in runner.query(_Q_ALL_HEARTBEATS, {})}
+    rows = reads.fetch("ui_table_experiments", {})
+    beats = {str(r[0]): (int(r[1]), int(r[2])) for r in reads.fetch("ui_table_all_heartbeats", {})}
     mix: dict[str, dict[str, int]] = {str(r[0]): dict.fromkeys(STATUSES, 0) for r in rows}
     last = {str(r[0]): int(r[2]) for r in rows}
     seen: dict[str, set[str]] = {}
-    for run_id, experiment, status, changed in runner.query(_Q_ALL_STATUSES, {}):
+    for run_id, experiment, status, changed in reads.fetch("ui_table_all_statuses", {}):
         beat, interval = beats.get(run_id, (0, 0))
         shown, _ = effective_status(status, None, int(changed), beat or None, interval, now_ms=now_ms,
                                     lost_after_s=lost_after_s)
@@ -122,7 +126,7 @@ _Q_SUMMARIES = (
     "SELECT run_id, name, argMaxIf(value, step, is_text = 0), minIf(value, is_text = 0 AND isFinite(value)), "
     "maxIf(value, is_text = 0 AND isFinite(value)), max(step), argMaxIf(text, step, is_text = 1), "
     "countIf(is_text = 0) FROM {db}.metric_scalars "
-    "WHERE experiment = {experiment:String} AND name IN __NAMES__ GROUP BY run_id, name"
+    "WHERE experiment = {experiment:String} AND " + in_array("name", "names") + " GROUP BY run_id, name"
 )
 
 
@@ -164,7 +168,7 @@ class RunTable:
     """Every metric of the experiment: (name, kind, runs that logged it), for the column picker."""
 
 
-def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequence[str] = (),
+def run_table(reads: Reads, experiment: str | None = None, *, metrics: Sequence[str] = (),
               parent: str | None = None, default_metrics: int = 0, now_ms: float,
               lost_after_s: float = 300.0) -> RunTable:
     """Runs of ``experiment`` (or of ``parent``'s experiment, only its children), with ``metrics`` summarised.
@@ -178,16 +182,16 @@ def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequenc
     if experiment is None:
         if parent is None:
             raise ValueError("give an experiment or a parent run")
-        found = runner.query(_Q_EXPERIMENT_OF, {"run": parent})
+        found = reads.fetch("ui_table_experiment_of", {"run": parent})
         experiment = str(found[0][0]) if found and found[0][0] else ""
     args = {"experiment": experiment}
-    runs = runner.query(_Q_RUNS, args)
+    runs = reads.fetch("ui_table_runs", args)
     if parent is not None:
         runs = [r for r in runs if r[1] == parent]
     index = {str(r[0]): i for i, r in enumerate(runs)}
     n = len(runs)
-    statuses = {str(r[0]): r[1:] for r in runner.query(_Q_STATUSES, args)}
-    beats = {str(r[0]): (int(r[1]), int(r[2])) for r in runner.query(_Q_HEARTBEATS, args)}
+    statuses = {str(r[0]): r[1:] for r in reads.fetch("ui_table_statuses", args)}
+    beats = {str(r[0]): (int(r[1]), int(r[2])) for r in reads.fetch("ui_table_heartbeats", args)}
     status: list[str] = []
     error: list[str | None] = []
     end: list[int | None] = []
@@ -208,22 +212,20 @@ def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequenc
         activity.append(max(start, changed, beat))
     tags: dict[str, list[str | None]] = {}
     properties: dict[str, list[str | None]] = {}
-    for run_id, kind, key, value, has_value in runner.query(_Q_ATTRIBUTES, args):
+    for run_id, kind, key, value, has_value in reads.fetch("ui_table_attributes", args):
         i = index.get(str(run_id))
         if i is None:
             continue
         target = tags if kind == "tag" else properties
         target.setdefault(str(key), [None] * n)[i] = str(value) if int(has_value) else ""
-    names = [(str(r[0]), str(r[1]), int(r[2])) for r in runner.query(_Q_METRIC_NAMES, args)]
+    names = [(str(r[0]), str(r[1]), int(r[2])) for r in reads.fetch("ui_table_metric_names", args)]
     if not metrics and default_metrics > 0:
         metrics = [n for n, kind, _runs in names if kind == "scalar"][:min(default_metrics, MAX_METRICS)]
     columns: dict[str, MetricColumns] = {}
     if metrics:
-        names_sql, params = in_list("metric", metrics)
-        params["experiment"] = experiment
+        params = {**in_array_params("names", metrics), "experiment": experiment}
         cells: dict[str, list[list[Any]]] = {m: [[None] * n for _ in range(5)] for m in metrics}
-        for run_id, name, last, lo, hi, step, text, numeric in runner.query(
-                _Q_SUMMARIES.replace("__NAMES__", names_sql), params):
+        for run_id, name, last, lo, hi, step, text, numeric in reads.fetch("ui_table_summaries", params):
             i = index.get(str(run_id))
             if i is None:
                 continue
@@ -253,3 +255,17 @@ def run_table(runner: Runner, experiment: str | None = None, *, metrics: Sequenc
         metric_names=names,
     )
 
+
+QUERIES: Mapping[str, str] = MappingProxyType({
+    "ui_table_experiments": _Q_EXPERIMENTS,
+    "ui_table_all_statuses": _Q_ALL_STATUSES,
+    "ui_table_all_heartbeats": _Q_ALL_HEARTBEATS,
+    "ui_table_runs": _Q_RUNS,
+    "ui_table_experiment_of": _Q_EXPERIMENT_OF,
+    "ui_table_statuses": _Q_STATUSES,
+    "ui_table_heartbeats": _Q_HEARTBEATS,
+    "ui_table_attributes": _Q_ATTRIBUTES,
+    "ui_table_metric_names": _Q_METRIC_NAMES,
+    "ui_table_summaries": _Q_SUMMARIES,
+})
+"""This module's read queries by name (part of :data:`store.ui_queries.UI_QUERIES`)."""

@@ -19,17 +19,18 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from schemas.errors import PipelineError
 
-from ._sqlparts import Runner, finite_or_none, in_list, text_of
+from ._sqlparts import Reads, finite_or_none, in_array, in_array_params, text_of
 from .run_table import effective_status
 
 __all__ = [
-    "NotFound", "TABLE_ROWS_CAP", "LOG_LINES_CAP", "RunDetails", "MetricInfo", "TableRows", "Images", "Files",
+    "NotFound", "QUERIES", "TABLE_ROWS_CAP", "LOG_LINES_CAP", "RunDetails", "MetricInfo", "TableRows", "Images", "Files",
     "LogLines", "run_details", "run_metrics", "table_rows", "images", "files", "read_file", "logs",
 ]
 
@@ -82,15 +83,15 @@ _Q_ATTRIBUTES = (
 )
 
 
-def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: float = 300.0) -> RunDetails:
+def run_details(reads: Reads, run_id: str, *, now_ms: float, lost_after_s: float = 300.0) -> RunDetails:
     """The run's header; :class:`NotFound` when no such run was ingested."""
     args = {"run": run_id}
-    rows = runner.query(_Q_RUN, args)
+    rows = reads.fetch("ui_view_run", args)
     if not rows:
         raise NotFound(f"no run {run_id!r}")
     r = rows[0]
     start = int(r[7])
-    st = runner.query(_Q_STATUS, args)
+    st = reads.fetch("ui_view_status", args)
     beat = int(r[9] or 0) if int(r[11] or 0) else None
     interval = int(r[10] or 0) if beat else 0
     if st:
@@ -101,7 +102,7 @@ def run_details(runner: Runner, run_id: str, *, now_ms: float, lost_after_s: flo
                                      lost_after_s=lost_after_s)
     tags: dict[str, str] = {}
     properties: dict[str, str] = {}
-    for kind, key, value, has_value in runner.query(_Q_ATTRIBUTES, args):
+    for kind, key, value, has_value in reads.fetch("ui_view_attributes", args):
         (tags if kind == "tag" else properties)[str(key)] = str(value) if int(has_value) else ""
     return RunDetails(
         run_id=str(r[0]), experiment=str(r[1]), parent_run_id=str(r[2] or ""), display_name=str(r[3] or ""),
@@ -145,7 +146,8 @@ _Q_SCALAR_COUNTS = (
 )
 _Q_SCALAR_LAST = (
     "SELECT name, min(step), max(step), argMax(value, step), argMax(text, step) FROM {db}.metric_scalars "
-    "WHERE experiment = {experiment:String} AND run_id = {run:String} AND name IN __NAMES__ GROUP BY name"
+    "WHERE experiment = {experiment:String} AND run_id = {run:String} AND " + in_array("name", "names")
+    + " GROUP BY name"
 )
 _FEW_POINTS = 3
 """At most this many rows: maybe one value logged once (duplicates of a re-delivery count until merged)."""
@@ -162,30 +164,28 @@ _Q_IMAGE_COUNTS = (
 )
 
 
-def run_metrics(runner: Runner, run_id: str, experiment: str) -> list[MetricInfo]:
+def run_metrics(reads: Reads, run_id: str, experiment: str) -> list[MetricInfo]:
     """Every metric name of the run, in first-logged order, with the chart it gets."""
     args = {"run": run_id, "experiment": experiment}
-    names = runner.query(_Q_NAMES, args)
+    names = reads.fetch("ui_view_names", args)
     kinds = {str(n): str(k) for n, k, _f in names}
     scalars: dict[str, tuple[int, bool, bool]] = {}
     last: dict[str, tuple[Any, ...]] = {}
     if "scalar" in kinds.values():
         scalars = {str(n): (int(c), bool(any_text), bool(all_text))
-                   for n, c, any_text, all_text in runner.query(_Q_SCALAR_COUNTS, args)}
+                   for n, c, any_text, all_text in reads.fetch("ui_view_scalar_counts", args)}
         few = [n for n, (c, any_text, _all) in scalars.items() if c <= _FEW_POINTS or any_text]
         if few:
-            names_sql, params = in_list("name", few)
-            last = {str(r[0]): r[1:] for r in runner.query(_Q_SCALAR_LAST.replace("__NAMES__", names_sql),
-                                                          {**args, **params})}
+            last = {str(r[0]): r[1:] for r in reads.fetch("ui_view_scalar_last", {**args, **in_array_params("names", few)})}
     numeric: dict[str, list[str]] = {}
     texts: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     if any(k in ("list", "row", "table") for k in kinds.values()):
-        for name, column, _pos, all_text in runner.query(_Q_ROW_COLUMNS, args):
+        for name, column, _pos, all_text in reads.fetch("ui_view_row_columns", args):
             (texts if int(all_text) else numeric).setdefault(str(name), []).append(str(column))
-        counts.update({str(n): int(c) for n, c in runner.query(_Q_ROW_COUNTS, args)})
+        counts.update({str(n): int(c) for n, c in reads.fetch("ui_view_row_counts", args)})
     if "image" in kinds.values():
-        counts.update({str(n): int(c) for n, c in runner.query(_Q_IMAGE_COUNTS, args)})
+        counts.update({str(n): int(c) for n, c in reads.fetch("ui_view_image_counts", args)})
     out = []
     for name, kind, first in names:
         name, kind = str(name), str(kind)
@@ -227,12 +227,12 @@ _Q_TABLE = (
 )
 
 
-def table_rows(runner: Runner, run_id: str, name: str) -> TableRows:
+def table_rows(reads: Reads, run_id: str, name: str) -> TableRows:
     """The first :data:`TABLE_ROWS_CAP` rows of a list/row/table metric, in logging order.
 
     Lists have one column, named after the metric. Numbers that are NaN or ±inf read None.
     """
-    rows = runner.query(_Q_TABLE, {"run": run_id, "name": name})
+    rows = reads.fetch("ui_view_table", {"run": run_id, "name": name})
     truncated = len(rows) > TABLE_ROWS_CAP
     rows = rows[:TABLE_ROWS_CAP]
     columns: list[str] = []
@@ -264,22 +264,19 @@ class Images:
 
 _Q_IMAGES = (
     "SELECT run_id, name, file_path, description, created_ms, content_type FROM {db}.run_images "
-    "WHERE run_id IN __RUNS__ __NAME__ ORDER BY run_id, name, created_ms, writer_id, seq "
+    "WHERE " + in_array("run_id", "runs") + " AND ({name:String} = '' OR name = {name:String}) "
+    "ORDER BY run_id, name, created_ms, writer_id, seq "
     "LIMIT 1 BY run_id, name, created_ms, writer_id, seq"
 )
 
 
-def images(runner: Runner, runs: Sequence[str], name: str | None = None) -> Images:
+def images(reads: Reads, runs: Sequence[str], name: str | None = None) -> Images:
     """Every image (or those named ``name``) of ``runs``."""
-    run_sql, params = in_list("run", list(dict.fromkeys(runs)))
-    where_name = ""
-    if name is not None:
-        where_name, params["name"] = "AND name = {name:String}", name
+    params = {**in_array_params("runs", list(dict.fromkeys(runs))), "name": name or ""}
     out = Images([], [], [], [], [], [], [])
     last: tuple[str, str] | None = None
     index = 0
-    for run_id, img_name, path, description, created, content_type in runner.query(
-            _Q_IMAGES.replace("__RUNS__", run_sql).replace("__NAME__", where_name), params):
+    for run_id, img_name, path, description, created, content_type in reads.fetch("ui_view_images", params):
         key = (str(run_id), str(img_name))
         index = index + 1 if key == last else 0
         last = key
@@ -309,10 +306,10 @@ _Q_FILES = (
 )
 
 
-def files(runner: Runner, run_id: str) -> Files:
+def files(reads: Reads, run_id: str) -> Files:
     """The run's uploaded files (images included, under ``images/``); ``complete`` is False mid-upload."""
     out = Files([], [], [], [], [])
-    for path, size, content_type, created, chunk_count, chunks, uploads in runner.query(_Q_FILES, {"run": run_id}):
+    for path, size, content_type, created, chunk_count, chunks, uploads in reads.fetch("ui_view_files", {"run": run_id}):
         out.path.append(str(path))
         out.size.append(int(size))
         out.content_type.append(str(content_type))
@@ -334,17 +331,17 @@ _Q_CHUNKS = (
 )
 
 
-def read_file(runner: Runner, run_id: str, path: str) -> tuple[bytes, str]:
+def read_file(reads: Reads, run_id: str, path: str) -> tuple[bytes, str]:
     """``(bytes, content type)`` of the latest complete upload of ``path``.
 
     :class:`NotFound` when the run has no such file or no complete upload of
     it; ``ValueError`` when the bytes do not match their sha256 (corrupt).
     """
     args = {"run": run_id, "path": path}
-    uploads = [u for u in runner.query(_Q_UPLOADS, args) if int(u[3]) == int(u[2])]
+    uploads = [u for u in reads.fetch("ui_view_uploads", args) if int(u[3]) == int(u[2])]
     if not uploads:
         raise NotFound(f"run {run_id!r} has no complete file {path!r}")
-    chunks = runner.query(_Q_CHUNKS, {**args, "upload": uploads[0][0]})
+    chunks = reads.fetch("ui_view_chunks", {**args, "upload": uploads[0][0]})
     data = b"".join(bytes.fromhex(str(c[3])) for c in chunks)
     if len(data) != int(chunks[0][1]) or hashlib.sha256(data).hexdigest() != chunks[0][2]:
         raise ValueError(f"file {path!r} of run {run_id!r} is corrupt (sha256 mismatch)")
@@ -379,7 +376,7 @@ _Q_LOGS_SINCE = (
 )
 
 
-def logs(runner: Runner, run_id: str, *, since_ms: int | None = None) -> LogLines:
+def logs(reads: Reads, run_id: str, *, since_ms: int | None = None) -> LogLines:
     """The last :data:`LOG_LINES_CAP` lines, or (``since_ms``) the first ones at or after that time.
 
     Following a running run: ask again with the last time seen (or a little
@@ -387,11 +384,11 @@ def logs(runner: Runner, run_id: str, *, since_ms: int | None = None) -> LogLine
     and drop lines whose ``key`` was seen.
     """
     if since_ms is None:
-        rows = runner.query(_Q_LOGS_TAIL, {"run": run_id})
+        rows = reads.fetch("ui_view_logs_tail", {"run": run_id})
         truncated = len(rows) > LOG_LINES_CAP
         rows = rows[:LOG_LINES_CAP][::-1]
     else:
-        rows = runner.query(_Q_LOGS_SINCE, {"run": run_id, "since": int(since_ms)})
+        rows = reads.fetch("ui_view_logs_since", {"run": run_id, "since": int(since_ms)})
         truncated = len(rows) > LOG_LINES_CAP
         rows = rows[:LOG_LINES_CAP]
     return LogLines(
@@ -399,3 +396,24 @@ def logs(runner: Runner, run_id: str, *, since_ms: int | None = None) -> LogLine
         level=[int(r[3]) for r in rows], message=[text_of(r[4]) for r in rows], exc_text=[text_of(r[5]) for r in rows],
         key=[f"{r[6]}:{r[7]}:{r[8]}" for r in rows], truncated=truncated,
     )
+
+
+QUERIES: Mapping[str, str] = MappingProxyType({
+    "ui_view_run": _Q_RUN,
+    "ui_view_status": _Q_STATUS,
+    "ui_view_attributes": _Q_ATTRIBUTES,
+    "ui_view_names": _Q_NAMES,
+    "ui_view_scalar_counts": _Q_SCALAR_COUNTS,
+    "ui_view_scalar_last": _Q_SCALAR_LAST,
+    "ui_view_row_columns": _Q_ROW_COLUMNS,
+    "ui_view_row_counts": _Q_ROW_COUNTS,
+    "ui_view_image_counts": _Q_IMAGE_COUNTS,
+    "ui_view_table": _Q_TABLE,
+    "ui_view_images": _Q_IMAGES,
+    "ui_view_files": _Q_FILES,
+    "ui_view_uploads": _Q_UPLOADS,
+    "ui_view_chunks": _Q_CHUNKS,
+    "ui_view_logs_tail": _Q_LOGS_TAIL,
+    "ui_view_logs_since": _Q_LOGS_SINCE,
+})
+"""This module's read queries by name (part of :data:`store.ui_queries.UI_QUERIES`)."""

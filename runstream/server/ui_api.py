@@ -2,10 +2,13 @@
 
 :func:`ui_routes` returns the routes for an app's route list::
 
-    app = Starlette(routes=[*mlflow_routes(...), *ui_routes(runner)])
+    app = Starlette(routes=[*mlflow_routes(...), *ui_routes(connect)])
 
-``runner`` is anything with ``query(sql, params)`` (a store's ``QueryRunner``).
-Every store call blocks, so handlers run it in the thread pool
+``connect()`` opens the store's read queries for one request (a context
+manager yielding an object with ``fetch(name, params)``: on a ClickHouse
+server, on a chDB this process holds, or on an embedded home's owner over its
+query socket); the UI's queries are :data:`store.ui_queries.UI_QUERIES`.
+Every store call blocks, so handlers run in the thread pool
 (``run_in_threadpool``). Answers are columnar JSON (one list per column, never
 a list of point objects); user values (run ids, metric and file names) reach
 the store as query parameters, never as SQL. ``ui/API.md`` documents each
@@ -20,6 +23,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,9 +36,12 @@ from starlette.staticfiles import StaticFiles
 
 from schemas.errors import PipelineError
 from store import curves, run_table, run_view
-from store._sqlparts import Runner
+from store._sqlparts import Reads
 
-__all__ = ["STATIC_DIR", "UiSettings", "ui_routes"]
+__all__ = ["STATIC_DIR", "UiSettings", "Connect", "ui_routes"]
+
+Connect = Callable[[], AbstractContextManager[Reads]]
+"""Opens the store's read queries for one request."""
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 """The built UI (``make ui`` writes it; the wheel ships it)."""
@@ -122,12 +129,12 @@ def _curves_response(c: curves.Curves, x: str) -> Response:
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 
-Handler = Callable[[Request], Any]
+Handler = Callable[[Request, Reads], Any]
 
 
-def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Callable[[], float] = time.time,
+def ui_routes(connect: Connect, settings: UiSettings | None = None, *, clock: Callable[[], float] = time.time,
               static_dir: Path | None = None) -> list[BaseRoute]:
-    """The UI's routes: ``/`` (the page), ``/ui/assets`` (its files) and ``/api/ui/*`` over ``runner``.
+    """The UI's routes: ``/`` (the page), ``/ui/assets`` (its files) and ``/api/ui/*`` over ``connect()``.
 
     ``clock`` (epoch seconds) decides which silent runs read "process lost".
     """
@@ -137,12 +144,16 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
     def now_ms() -> float:
         return clock() * 1000
 
-    def api(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
-        """A JSON endpoint: ``fn`` runs in the thread pool; errors become 400/404/503 with a message."""
+    def api(fn: Handler) -> Callable[[Request], Any]:
+        """A JSON endpoint: ``fn`` runs in the thread pool with the store's reads; errors become 400/404/503."""
+
+        def call(request: Request) -> Any:
+            with connect() as reads:
+                return fn(request, reads)
 
         async def endpoint(request: Request) -> Response:
             try:
-                result = await run_in_threadpool(fn, request)
+                result = await run_in_threadpool(call, request)
             except (_BadRequest, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             except run_view.NotFound as exc:
@@ -155,16 +166,16 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
 
         return endpoint
 
-    def config(_request: Request) -> dict[str, Any]:
-        return {"refresh_s": s.refresh_s, "max_width": curves.MAX_WIDTH, "max_runs": curves.MAX_RUNS,
-                "now_ms": now_ms()}
+    async def config(_request: Request) -> Response:
+        return JSONResponse({"refresh_s": s.refresh_s, "max_width": curves.MAX_WIDTH, "max_runs": curves.MAX_RUNS,
+                             "now_ms": now_ms()}, headers={"Cache-Control": "no-store"})
 
-    def experiments(_request: Request) -> dict[str, Any]:
-        e = run_table.experiments(runner, now_ms=now_ms(), lost_after_s=s.lost_after_s)
+    def experiments(_request: Request, reads: Reads) -> dict[str, Any]:
+        e = run_table.experiments(reads, now_ms=now_ms(), lost_after_s=s.lost_after_s)
         return {"now_ms": now_ms(), "experiments": dataclasses.asdict(e)}
 
-    def runs(request: Request) -> dict[str, Any]:
-        t = run_table.run_table(runner, _one(request, "experiment", required=False), metrics=_many(request, "metric"),
+    def runs(request: Request, reads: Reads) -> dict[str, Any]:
+        t = run_table.run_table(reads, _one(request, "experiment", required=False), metrics=_many(request, "metric"),
                                 parent=_one(request, "parent", required=False),
                                 default_metrics=_int(request, "default_metrics", 0), now_ms=now_ms(),
                                 lost_after_s=s.lost_after_s)
@@ -179,51 +190,51 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
                              "runs": [n[2] for n in names]},
         }
 
-    def run(request: Request) -> dict[str, Any]:
+    def run(request: Request, reads: Reads) -> dict[str, Any]:
         run_id = _text(request, "run")
-        details = run_view.run_details(runner, run_id, now_ms=now_ms(), lost_after_s=s.lost_after_s)
-        metrics = run_view.run_metrics(runner, run_id, details.experiment)
+        details = run_view.run_details(reads, run_id, now_ms=now_ms(), lost_after_s=s.lost_after_s)
+        metrics = run_view.run_metrics(reads, run_id, details.experiment)
         fields = [f.name for f in dataclasses.fields(run_view.MetricInfo)]
         return {
             "now_ms": now_ms(), "run": dataclasses.asdict(details),
             "metrics": {f: [getattr(m, f) for m in metrics] for f in fields},
         }
 
-    def scalar_curves(request: Request) -> Response:
+    def scalar_curves(request: Request, reads: Reads) -> Response:
         x = _one(request, "x", required=False) or "step"
-        c = curves.scalar_curves(runner, _many(request, "run"), _text(request, "name"), x=x,
+        c = curves.scalar_curves(reads, _many(request, "run"), _text(request, "name"), x=x,
                                  width=_int(request, "width", 1000), x_min=_float(request, "x_min"),
                                  x_max=_float(request, "x_max"))
         return _curves_response(c, x)
 
-    def list_curve(request: Request) -> Response:
-        c = curves.list_curve(runner, _text(request, "run"), _text(request, "name"),
+    def list_curve(request: Request, reads: Reads) -> Response:
+        c = curves.list_curve(reads, _text(request, "run"), _text(request, "name"),
                               width=_int(request, "width", 1000), x_min=_float(request, "x_min"),
                               x_max=_float(request, "x_max"))
         return _curves_response(c, "index")
 
-    def column_curve(request: Request) -> Response:
+    def column_curve(request: Request, reads: Reads) -> Response:
         x_column = _text(request, "x_column")
-        c = curves.column_curve(runner, _text(request, "run"), _text(request, "name"), x_column,
+        c = curves.column_curve(reads, _text(request, "run"), _text(request, "name"), x_column,
                                 _text(request, "y_column"), width=_int(request, "width", 1000),
                                 x_min=_float(request, "x_min"), x_max=_float(request, "x_max"))
         return _curves_response(c, x_column)
 
-    def table(request: Request) -> dict[str, Any]:
-        return dataclasses.asdict(run_view.table_rows(runner, _text(request, "run"), _text(request, "name")))
+    def table(request: Request, reads: Reads) -> dict[str, Any]:
+        return dataclasses.asdict(run_view.table_rows(reads, _text(request, "run"), _text(request, "name")))
 
-    def images(request: Request) -> dict[str, Any]:
+    def images(request: Request, reads: Reads) -> dict[str, Any]:
         runs = _many(request, "run")
         if not runs or len(runs) > curves.MAX_RUNS:
             raise _BadRequest(f"ask for 1 to {curves.MAX_RUNS} runs")
-        return dataclasses.asdict(run_view.images(runner, runs, _one(request, "name", required=False)))
+        return dataclasses.asdict(run_view.images(reads, runs, _one(request, "name", required=False)))
 
-    def files(request: Request) -> dict[str, Any]:
-        return dataclasses.asdict(run_view.files(runner, _text(request, "run")))
+    def files(request: Request, reads: Reads) -> dict[str, Any]:
+        return dataclasses.asdict(run_view.files(reads, _text(request, "run")))
 
-    def file(request: Request) -> Response:
+    def file(request: Request, reads: Reads) -> Response:
         path = _text(request, "path")
-        data, content_type = run_view.read_file(runner, _text(request, "run"), path)
+        data, content_type = run_view.read_file(reads, _text(request, "run"), path)
         headers = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
                    "Content-Security-Policy": "default-src 'none'; sandbox"}
         safe_inline = content_type in ("image/png", "image/jpeg")
@@ -234,9 +245,9 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
             content_type = content_type if safe_inline else "application/octet-stream"
         return Response(data, media_type=content_type, headers=headers)
 
-    def logs(request: Request) -> dict[str, Any]:
+    def logs(request: Request, reads: Reads) -> dict[str, Any]:
         since = _one(request, "since_ms", required=False)
-        return dataclasses.asdict(run_view.logs(runner, _text(request, "run"),
+        return dataclasses.asdict(run_view.logs(reads, _text(request, "run"),
                                                 since_ms=None if since is None else _int(request, "since_ms", 0)))
 
     async def index(_request: Request) -> Response:
@@ -247,12 +258,13 @@ def ui_routes(runner: Runner, settings: UiSettings | None = None, *, clock: Call
         return FileResponse(page, headers={"Cache-Control": "no-cache"})
 
     endpoints: Mapping[str, Handler] = {
-        "config": config, "experiments": experiments, "runs": runs, "run": run, "curves": scalar_curves,
+        "experiments": experiments, "runs": runs, "run": run, "curves": scalar_curves,
         "list-curve": list_curve, "column-curve": column_curve, "table": table, "images": images, "files": files,
         "file": file, "logs": logs,
     }
     return [
         Route("/", index, methods=["GET"]),
+        Route("/api/ui/config", config, methods=["GET"]),
         *(Route(f"/api/ui/{path}", api(fn), methods=["GET"]) for path, fn in endpoints.items()),
         Mount("/ui/assets", StaticFiles(directory=static / "assets", check_dir=False), name="ui-assets"),
     ]

@@ -20,6 +20,8 @@ from clickhouse_driver import Client
 
 from consumers.store import ChdbStore, ClickHouseStore
 from store import curves, run_table, run_view
+from store._sqlparts import RunnerReads
+from store.ui_queries import UI_QUERIES
 
 T0 = 1_700_000_000_000
 NOW_MS = T0 + 3_600_000
@@ -156,7 +158,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         try:
             s.migrate()
             _fill(s)
-            yield s
+            yield RunnerReads(s, UI_QUERIES)
         finally:
             s.close()
         return
@@ -167,7 +169,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     try:
         s.migrate()
         _fill(s)
-        yield s
+        yield RunnerReads(s, UI_QUERIES)
     finally:
         s.close()
         admin = Client.from_url(urlunsplit(parts._replace(path="/default")))

@@ -9,6 +9,7 @@ Ingests HOME's spool once at start (embedded), then serves ``ui_routes`` over th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ def main() -> None:
     from consumers.store import open_store
     from runstream.server.ui_api import ui_routes
     from schemas.limits import RunLimits
+    from store._sqlparts import RunnerReads
+    from store.ui_queries import UI_QUERIES
 
     parser = argparse.ArgumentParser()
     parser.add_argument("home", type=Path, nargs="?", default=Path(".runstream"))
@@ -34,7 +37,8 @@ def main() -> None:
     store.migrate()
     if args.clickhouse is None:
         drain_spool(store, args.home, limits=RunLimits(), deadline=time.monotonic() + 600)
-    app = Starlette(routes=ui_routes(store))
+    reads = RunnerReads(store, UI_QUERIES)
+    app = Starlette(routes=ui_routes(lambda: contextlib.nullcontext(reads)))
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
