@@ -3,9 +3,10 @@
 Every UI query is fixed text with a name (see :mod:`store.ui_queries`): user
 values are ``{name:Type}`` parameters, never SQL, and a home's owner can
 answer the names over its query socket. A list of values (runs, metric names)
-is one ``Array(String)`` parameter tested with ``has()``; because ``has()``
-cannot narrow a read by the sorting key, the list's smallest and largest value
-bound the column too (:func:`in_array`), which can.
+is one ``Array(String)`` parameter, tested with ``IN (SELECT arrayJoin(...))``
+(:func:`in_array`): a set, as fast as ``IN`` over literals and able to narrow
+the read by the sorting key, where ``has()`` is a linear search per row (on
+ClickHouse 18.16 five times slower for a hundred runs).
 """
 
 from __future__ import annotations
@@ -39,19 +40,18 @@ class RunnerReads:
 
 
 def in_array(column: str, param: str) -> str:
-    """``column`` is one of the values of the ``Array(String)`` parameter ``param``, with range bounds.
+    """``column`` is one of the values of the ``Array(String)`` parameter ``param``.
 
     Fixed text (``column`` and ``param`` come from our code); fill it with :func:`in_array_params`.
     """
-    return (f"has({{{param}:Array(String)}}, {column}) AND {column} >= {{{param}_lo:String}} "
-            f"AND {column} <= {{{param}_hi:String}}")
+    return f"{column} IN (SELECT arrayJoin({{{param}:Array(String)}}))"
 
 
 def in_array_params(param: str, values: Sequence[str]) -> dict[str, Any]:
     """The parameters of :func:`in_array` for ``values`` (not empty)."""
     if not values:
         raise ValueError(f"{param}: the list needs at least one value")
-    return {param: list(values), f"{param}_lo": min(values), f"{param}_hi": max(values)}
+    return {param: list(values)}
 
 
 def finite_or_none(values: Iterable[Any]) -> list[float | None]:
