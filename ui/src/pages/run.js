@@ -54,7 +54,7 @@ export async function runPage(runId, params) {
     const blocks = [];
     // The first charts are surely in view: they ask for their data now, at the width they will have
     // (the grid's column width), instead of after the page is laid out. The others wait to be seen.
-    const pageWidth = document.getElementById("page").clientWidth || window.innerWidth;
+    const pageWidth = (document.getElementById("page").clientWidth || window.innerWidth) - 20; // a scrollbar may come
     const columns = Math.max(1, Math.floor((pageWidth - 40 + 14) / (520 + 14)));
     const widthHint = Math.floor((pageWidth - 40 - (columns - 1) * 14) / columns) - 22;
     let eager = 2 * columns;
