@@ -88,8 +88,7 @@ _LOAD = [
 
 def server_command(clickhouse_url: str, port: int) -> list[str]:
     """The server the bench measures, serving ``clickhouse_url`` on 127.0.0.1:``port``."""
-    return [sys.executable, str(REPO / "ui" / "dev" / "serve.py"), "--clickhouse", clickhouse_url,
-            "--port", str(port)]
+    return [sys.executable, "-m", "runstream", "server", "--clickhouse", clickhouse_url, "--port", str(port)]
 
 
 def _free_port() -> int:
@@ -131,7 +130,7 @@ def _trial(base: str, path: str, script: str, count: int = 1) -> dict[str, Any]:
 
 def measure(stack: Any, *, trials: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
     """Load the data, start the server, time the three pages ``trials`` times each."""
-    from consumers.store import open_store
+    from store import open_store
 
     database = stack.name("ui")
     url = stack.url(database)
@@ -164,7 +163,7 @@ def measure(stack: Any, *, trials: int) -> tuple[dict[str, list[float]], dict[st
         "experiment=bench-ui-overlay", "metric=loss",
         "runs=" + quote(",".join(f"o_{i}" for i in range(OVERLAY_RUNS)), safe=",")])
     try:
-        _wait_http(base + "api/ui/config")
+        _wait_http(base + "health")
         # One untimed visit each: the server's first queries read from disk into the page cache.
         _trial(base, "#/run/curve_1m", _DRAWN)
         for _ in range(trials):

@@ -197,6 +197,11 @@ class IngestService:
                 if self._stopping.wait(delay):
                     raise
 
+    @property
+    def store(self) -> Store | None:
+        """The open store (after :meth:`start`): ``runstream server`` reads its own home through it."""
+        return self._store
+
     # -- readers' requests (on the query socket's threads) ----------------------------------------
 
     def idle_s(self) -> float:

@@ -15,28 +15,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from consumers.store.base import QueryRunner  # becomes store.base with the layering
-
-__all__ = ["Reads", "RunnerReads", "in_array", "in_array_params", "finite_or_none", "text_of"]
+__all__ = ["Reads", "in_array", "in_array_params", "finite_or_none", "text_of"]
 
 
 class Reads(Protocol):
-    """Runs a named read query (the shape of the store's ``ReadQueries``)."""
+    """Runs a named read query: :class:`store.queries.ReadQueries`' shape, restated here because
+    ``store.queries`` includes this package's queries (importing it back would be a cycle)."""
 
     def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of query ``name`` with ``params``; ``KeyError`` for an unknown name."""
         ...
-
-
-class RunnerReads:
-    """:class:`Reads` over a ``QueryRunner`` (a store this process holds), for ``catalogue``'s names."""
-
-    def __init__(self, runner: QueryRunner, catalogue: Mapping[str, str]) -> None:
-        self._runner = runner
-        self._catalogue = catalogue
-
-    def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        return self._runner.query(self._catalogue[name], params)
 
 
 def in_array(column: str, param: str) -> str:

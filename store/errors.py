@@ -6,6 +6,7 @@
         ├── StoreBusy          another process holds the chDB data directory (retriable)
         ├── OwnerUnavailable   nobody answers on a home's query socket (retriable)
         ├── RunNotFound        a read asked for a run the store does not hold (LookupError)
+        ├── FileNotFound       a read asked for a file the run does not hold, whole (LookupError)
         └── NotVisible         events did not become visible within the reader's timeout
 
 :func:`sink_error` decides ``retriable`` from ClickHouse's error code.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from schemas.errors import PipelineError
 
-__all__ = ["StoreError", "StoreBusy", "OwnerUnavailable", "RunNotFound", "NotVisible", "sink_error"]
+__all__ = ["StoreError", "StoreBusy", "OwnerUnavailable", "RunNotFound", "FileNotFound", "NotVisible", "sink_error"]
 
 
 class StoreError(PipelineError):
@@ -84,6 +85,13 @@ class OwnerUnavailable(StoreError):
 
 class RunNotFound(StoreError, LookupError):
     """The store holds no such run (not logged, or not ingested yet)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
+class FileNotFound(StoreError, LookupError):
+    """The run holds no such file, or no complete upload of it yet."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retriable=False)

@@ -21,10 +21,11 @@ from typing import Any, Protocol
 
 from .base import QueryRunner
 from .errors import StoreError
+from .ui_queries import UI_QUERIES
 
 __all__ = ["READ_QUERIES", "ReadQueries", "StoreQueries"]
 
-READ_QUERIES: Mapping[str, str] = MappingProxyType({
+_SDK_QUERIES: Mapping[str, str] = MappingProxyType({
     "run": (
         "SELECT run_id, experiment, any(parent_run_id), any(display_name), any(kind), any(host), any(pid), "
         "min(start_ms) FROM {db}.runs WHERE run_id = {run:String} GROUP BY run_id, experiment"
@@ -100,7 +101,13 @@ READ_QUERIES: Mapping[str, str] = MappingProxyType({
         "LIMIT 1 BY reason, source, source_offset, item"
     ),
 })
-"""Query name -> SQL with ``{db}`` and ``{name:Type}`` placeholders (rendered by :mod:`store.sql`)."""
+
+if set(_SDK_QUERIES) & set(UI_QUERIES):
+    raise RuntimeError(f"read queries named twice: {sorted(set(_SDK_QUERIES) & set(UI_QUERIES))}")
+
+READ_QUERIES: Mapping[str, str] = MappingProxyType({**_SDK_QUERIES, **UI_QUERIES})
+"""Query name -> SQL with ``{db}`` and ``{name:Type}`` placeholders (rendered by :mod:`store.sql`): the
+SDK's reads, and the web UI's (``ui_*``, :data:`store.ui_queries.UI_QUERIES`)."""
 
 
 class ReadQueries(Protocol):

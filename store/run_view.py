@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from schemas.errors import PipelineError
-
 from ._sqlparts import Reads, finite_or_none, in_array, in_array_params, text_of
+from .errors import FileNotFound, RunNotFound
 from .run_table import effective_status
 
 __all__ = [
-    "NotFound", "QUERIES", "TABLE_ROWS_CAP", "LOG_LINES_CAP", "RunDetails", "MetricInfo", "TableRows", "Images", "Files",
+    "QUERIES", "TABLE_ROWS_CAP", "LOG_LINES_CAP", "RunDetails", "MetricInfo", "TableRows", "Images", "Files",
     "LogLines", "run_details", "run_metrics", "table_rows", "images", "files", "read_file", "logs",
 ]
 
@@ -39,10 +38,6 @@ TABLE_ROWS_CAP = 5000
 
 LOG_LINES_CAP = 5000
 """Lines one log request returns."""
-
-
-class NotFound(PipelineError, LookupError):
-    """No such run, or no such file in it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +79,11 @@ _Q_ATTRIBUTES = (
 
 
 def run_details(reads: Reads, run_id: str, *, now_ms: float, lost_after_s: float = 300.0) -> RunDetails:
-    """The run's header; :class:`NotFound` when no such run was ingested."""
+    """The run's header; :class:`~store.errors.RunNotFound` when no such run was ingested."""
     args = {"run": run_id}
     rows = reads.fetch("ui_view_run", args)
     if not rows:
-        raise NotFound(f"no run {run_id!r}")
+        raise RunNotFound(f"no run {run_id!r}")
     r = rows[0]
     start = int(r[7])
     st = reads.fetch("ui_view_status", args)
@@ -334,13 +329,13 @@ _Q_CHUNKS = (
 def read_file(reads: Reads, run_id: str, path: str) -> tuple[bytes, str]:
     """``(bytes, content type)`` of the latest complete upload of ``path``.
 
-    :class:`NotFound` when the run has no such file or no complete upload of
-    it; ``ValueError`` when the bytes do not match their sha256 (corrupt).
+    :class:`~store.errors.FileNotFound` when the run has no such file or no complete
+    upload of it; ``ValueError`` when the bytes do not match their sha256 (corrupt).
     """
     args = {"run": run_id, "path": path}
     uploads = [u for u in reads.fetch("ui_view_uploads", args) if int(u[3]) == int(u[2])]
     if not uploads:
-        raise NotFound(f"run {run_id!r} has no complete file {path!r}")
+        raise FileNotFound(f"run {run_id!r} has no complete file {path!r}")
     chunks = reads.fetch("ui_view_chunks", {**args, "upload": uploads[0][0]})
     data = b"".join(bytes.fromhex(str(c[3])) for c in chunks)
     if len(data) != int(chunks[0][1]) or hashlib.sha256(data).hexdigest() != chunks[0][2]:

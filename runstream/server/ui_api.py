@@ -37,6 +37,7 @@ from starlette.staticfiles import StaticFiles
 from schemas.errors import PipelineError
 from store import curves, run_table, run_view
 from store._sqlparts import Reads
+from store.errors import FileNotFound, RunNotFound
 
 __all__ = ["STATIC_DIR", "UiSettings", "Connect", "ui_routes"]
 
@@ -156,7 +157,7 @@ def ui_routes(connect: Connect, settings: UiSettings | None = None, *, clock: Ca
                 result = await run_in_threadpool(call, request)
             except (_BadRequest, ValueError) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
-            except run_view.NotFound as exc:
+            except (RunNotFound, FileNotFound) as exc:
                 return JSONResponse({"error": str(exc)}, status_code=404)
             except PipelineError as exc:
                 return JSONResponse({"error": f"the store did not answer: {exc}"}, status_code=503)

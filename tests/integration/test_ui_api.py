@@ -11,7 +11,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from consumers.errors import SinkError
+from store.errors import StoreError
 from runstream.server.ui_api import UiSettings, ui_routes
 from ui_data import EXP, HOSTILE, NOW_MS, SPIKE_STEP, ui_store
 
@@ -134,7 +134,7 @@ def test_logs(client: TestClient) -> None:
 
 class _Down:
     def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        raise SinkError("connection refused")
+        raise StoreError("connection refused")
 
 
 def test_store_failures_answer_503() -> None:

@@ -1,9 +1,10 @@
 """The web UI in a real headless Chromium (Debian's, driven by Selenium), over data logged with the SDK.
 
-An embedded home gets a run logging every kind, a failed run, a HyperDrive-like
-parent with children (params as properties) and, written straight into chDB, a
-run of 1,000,000 points with a single spike. The UI server runs on a free port
-of 127.0.0.1; screenshots of each page land in ``ui/.screenshots/`` (git-ignored).
+An embedded home gets a run logging every kind, a HyperDrive-like parent with
+children (params as properties) and, written straight into chDB, a run of
+1,000,000 points with a single spike. ``runstream server --home`` serves it on a
+free port of 127.0.0.1 (owning the home, it ingests what the SDK spooled);
+screenshots of each page land in ``ui/.screenshots/`` (git-ignored).
 Every test ends with no console error and no request to anywhere but the server.
 """
 
@@ -11,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
+import os
 import socket
-import threading
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,56 +104,70 @@ def _write_big_run(store: Any) -> None:
                                   for s in range(BIG_POINTS)], experiment="ui-big", chunk=250_000)
 
 
-class _Server:
-    """The UI's routes on uvicorn in a thread of this process (until ``runstream server`` includes them)."""
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    def __init__(self, routes: list[Any]) -> None:
-        import uvicorn
-        from starlette.applications import Starlette
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the UI server did not start")
-            time.sleep(0.02)
-        self.base = f"http://127.0.0.1:{self.port}/"
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
 
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+
+@contextlib.contextmanager
+def runstream_server(home: Path) -> Iterator[str]:
+    """``runstream server --home HOME`` on a free port (it owns the home and ingests its spool); its URL."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+    server = subprocess.Popen([sys.executable, "-m", "runstream", "server", "--home", str(home), "--port", str(port)],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"runstream server did not start: {server.communicate()[1][-3000:]}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            _, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+        assert server.returncode == 0, err[-3000:]
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    from consumers.service import drain_spool
-    from consumers.store import ChdbStore
-    from runstream.server.ui_api import ui_routes
-    from schemas.limits import RunLimits
-    from store._sqlparts import RunnerReads
-    from store.ui_queries import UI_QUERIES
+    from store import ChdbStore
 
     home = tmp_path_factory.mktemp("ui-home")
     ids = _log_with_the_sdk(home)
-    store = ChdbStore(home / "chdb")
+    store = ChdbStore(home / "chdb")  # before the server owns the home: the 1M-point run, written directly
     try:
         store.migrate()
-        assert drain_spool(store, home, limits=RunLimits(), deadline=time.monotonic() + 120)
         _write_big_run(store)
-        reads = RunnerReads(store, UI_QUERIES)
-        server = _Server(ui_routes(lambda: contextlib.nullcontext(reads)))
-        try:
-            yield {"base": server.base, **ids}
-        finally:
-            server.stop()
     finally:
         store.close()
+    with runstream_server(home) as base:
+        # The server ingests the spool the SDK wrote: wait until every child has its final status.
+        deadline = time.monotonic() + 60
+        while True:
+            runs = _get(base + "api/ui/runs?experiment=ui-sweep")["runs"]
+            if runs["status"].count("Completed") == len(SWEEP) + 1:
+                break
+            assert time.monotonic() < deadline, runs
+            time.sleep(0.2)
+        yield {"base": base, **ids}
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from store import curves, run_table, run_view
+from store.errors import FileNotFound, RunNotFound
 from ui_data import BIG_POINTS, EXP, HOSTILE, NOW_MS, SPIKE_STEP, T0, ui_store
 
 
@@ -130,7 +131,7 @@ def test_run_details_and_catalogue(store: Any) -> None:
     d = run_view.run_details(store, "odd", now_ms=NOW_MS)
     assert d.status == "Running" and d.tags == {"baseline": "", "team": "vision"} and d.properties == {"lr": "0.01"}
     assert run_view.run_details(store, "hd", now_ms=NOW_MS).children == 2
-    with pytest.raises(run_view.NotFound):
+    with pytest.raises(RunNotFound):
         run_view.run_details(store, "no such run", now_ms=NOW_MS)
     metrics = {m.name: m for m in run_view.run_metrics(store, "odd", EXP)}
     assert metrics["mixed"].chart == "curve"
@@ -151,7 +152,7 @@ def test_tables_images_files_logs(store: Any) -> None:
     f = run_view.files(store, "odd")
     assert f.path[-1] == "outputs/model.txt" and f.size[-1] == len(b"new weights, longer") and all(f.complete)
     assert run_view.read_file(store, "odd", "outputs/model.txt") == (b"new weights, longer", "text/plain")
-    with pytest.raises(run_view.NotFound):
+    with pytest.raises(FileNotFound):
         run_view.read_file(store, "odd", "outputs/none")
     tail = run_view.logs(store, "odd")
     assert tail.truncated and len(tail.message) == run_view.LOG_LINES_CAP

@@ -18,10 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from clickhouse_driver import Client
 
-from consumers.store import ChdbStore, ClickHouseStore
-from store import run_view
-from store._sqlparts import RunnerReads
-from store.ui_queries import UI_QUERIES
+from store import ChdbStore, ClickHouseStore, StoreQueries, run_view
 
 T0 = 1_700_000_000_000
 NOW_MS = T0 + 3_600_000
@@ -159,7 +156,7 @@ def ui_store(backend: str, tmp: Path, clickhouse_url: str | None = None) -> Iter
         try:
             s.migrate()
             fill(s)
-            yield RunnerReads(s, UI_QUERIES)
+            yield StoreQueries(s)
         finally:
             s.close()
         return
@@ -170,7 +167,7 @@ def ui_store(backend: str, tmp: Path, clickhouse_url: str | None = None) -> Iter
     try:
         s.migrate()
         fill(s)
-        yield RunnerReads(s, UI_QUERIES)
+        yield StoreQueries(s)
     finally:
         s.close()
         admin = Client.from_url(urlunsplit(parts._replace(path="/default")))
