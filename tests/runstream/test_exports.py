@@ -11,6 +11,10 @@ EXPECTED = {
     "runstream.exporter_cmd": ["register", "run", "build_settings", "start_exporter", "RunningExporter"],
     "runstream.jobs_cmd": ["register"],
     "runstream.testing": ["IngestProcess"],
+    "runstream.server_cmd": ["register", "DEFAULT_PORT"],
+    "runstream.server.app": ["create_app", "serve"],
+    "runstream.server.reads": ["ServerReads"],
+    "runstream.server.ui_api": ["STATIC_DIR", "UiSettings", "Connect", "ui_routes"],
 }
 
 
@@ -26,9 +30,11 @@ def test_every_subcommand_module_is_registered():
     from runstream.cli import COMMANDS, build_parser
 
     assert {hook.partition(":")[0] for hook in COMMANDS.values()} == {
-        "runstream.ingest_cmd", "runstream.spool_cmd", "runstream.exporter_cmd", "runstream.jobs_cmd"}
+        "runstream.ingest_cmd", "runstream.spool_cmd", "runstream.exporter_cmd", "runstream.jobs_cmd",
+        "runstream.server_cmd"}
     parser = build_parser()
-    for argv in (["ingest"], ["spool", "status"], ["exporter"], ["logs", "x"], ["submit", "-e", "e", "s.py"]):
+    for argv in (["ingest"], ["spool", "status"], ["exporter"], ["logs", "x"], ["submit", "-e", "e", "s.py"],
+                 ["server"]):
         assert callable(parser.parse_args(argv).handler)
         assert callable(build_parser([argv[0]]).parse_args(argv).handler)
 
