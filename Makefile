@@ -18,7 +18,7 @@ export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
 # The stack scripts probe Kafka with kafka-python from this interpreter.
 export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
-.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo bench
+.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo bench ui
 # `make demo` (the embedded default, no servers) and `make bench` are added by
 # the work that delivers them; `help` lists every target with a `## ` comment.
 
@@ -61,6 +61,11 @@ clean: stack-down ## Stop the stack, remove .venv, stack state and downloaded ja
 
 # The README's first command: no servers, no settings. RUNSTREAM_* exported above
 # for the integration tests must not turn the demo into a Kafka/ClickHouse one.
+# The web UI is built at development time and committed (runstream/server/static/), so
+# `make install` and `pip install` never need node; a test checks the committed files are this build.
+ui: ## Rebuild the web UI from ui/ into runstream/server/static/ (needs node and npm)
+	cd ui && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
+
 demo: install ## Run an 8-run sweep on the embedded default (spool + chDB in ./.runstream), print a leaderboard
 	env -u RUNSTREAM_KAFKA -u RUNSTREAM_CLICKHOUSE -u RUNSTREAM_HOME -u RUNSTREAM_TOPIC $(VENV_PY) examples/sweep_demo.py
 

@@ -167,6 +167,9 @@ def main() -> int:
         f"WHERE name = \\'{METRIC}\\' GROUP BY run_id ORDER BY final DESC', 'PrettyCompact'))\"")
     say(f"  Keep ingesting as runs log:  .venv/bin/runstream ingest --home {home}")
     say(f"demo finished in {time.monotonic() - started:.1f}s")
+    say("")
+    say("See the runs in the web UI (runs table, charts, compare, sweep view), then open http://127.0.0.1:5000/ :")
+    say(f"  .venv/bin/runstream server --home {home}")
     return 0
 
 

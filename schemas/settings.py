@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_DLQ_TOPIC",
     "DEFAULT_GROUP",
     "DEFAULT_HOME",
+    "DEFAULT_SERVER",
     "DEFAULT_TOPIC",
     "ENV",
     "ENV_CONFIG",
@@ -58,11 +59,15 @@ LOCAL_KAFKA = "127.0.0.1:9092"
 LOCAL_CLICKHOUSE = "clickhouse://127.0.0.1:9000/runstream"
 """The server ``deploy/local/clickhouse.sh`` starts; the exporter's default."""
 
+DEFAULT_SERVER = "http://127.0.0.1:5000"
+"""``runstream server``'s default address (MLflow's port)."""
+
 ENV: Mapping[str, str] = {
     "kafka": "RUNSTREAM_KAFKA",
     "clickhouse": "RUNSTREAM_CLICKHOUSE",
     "home": "RUNSTREAM_HOME",
     "topic": "RUNSTREAM_TOPIC",
+    "server": "RUNSTREAM_SERVER",
 }
 """Setting -> the environment variable it is read from (every process reads the same ones)."""
 ENV_CONFIG = "RUNSTREAM_CONFIG"
@@ -109,6 +114,8 @@ class Settings:
     limits: RunLimits = field(default_factory=RunLimits)
     heartbeat_lost_s: float = 300.0
     """A Running run silent this long reads as Failed ("process lost") and stops counting as active."""
+    server: str = DEFAULT_SERVER
+    """Where ``runstream server`` answers (its web UI; the notebook widget shows its pages when it does)."""
 
     _MANAGED_KAFKA_OPTIONS = frozenset({"bootstrap_servers"})
 

@@ -96,6 +96,11 @@ class RunReader:
         """A reader over one :class:`ReadQueries` that stays open (a store this process holds)."""
         return cls(lambda: contextlib.nullcontext(queries), **options)
 
+    def queries(self) -> ContextManager[ReadQueries]:
+        """The read queries for one read (a ``with`` block): for callers with queries of their own
+        in :data:`~store.queries.READ_QUERIES`, such as the notebook widget's (the UI's)."""
+        return self._connect()
+
     def _fetch(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         with self._connect() as q:
             return q.fetch(name, params)

@@ -3,8 +3,9 @@
 #   kafka       java and mvn (Debian packages), then the broker's jars (Maven Central)
 #   clickhouse  a ClickHouse server: `clickhouse` on PATH, else Debian's clickhouse-server
 #   prometheus  promtool, from Debian's prometheus package (checks alert rules)
+#   browser     Debian's chromium and chromium-driver (the web UI's browser tests and `make bench`)
 #
-#   deploy/local/deps.sh [kafka] [clickhouse] [prometheus]    (default: all three)
+#   deploy/local/deps.sh [kafka] [clickhouse] [prometheus] [browser]    (default: all four)
 #
 # OS packages come from apt-get, which needs root; the package lists are
 # refreshed only when they do not know a package yet.
@@ -41,7 +42,7 @@ clickhouse_server_found() {
 }
 
 want=("$@")
-(( ${#want[@]} )) || want=(kafka clickhouse prometheus)
+(( ${#want[@]} )) || want=(kafka clickhouse prometheus browser)
 
 missing=()
 for part in "${want[@]}"; do
@@ -56,7 +57,12 @@ for part in "${want[@]}"; do
         prometheus)
             command -v promtool >/dev/null || missing+=(prometheus)
             ;;
-        *) die "usage: $0 [kafka] [clickhouse] [prometheus]" ;;
+        browser)
+            # Debian's own build: the browser's bundled downloaders cannot reach their hosts from here.
+            [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+            [[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
+            ;;
+        *) die "usage: $0 [kafka] [clickhouse] [prometheus] [browser]" ;;
     esac
 done
 
