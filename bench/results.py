@@ -97,6 +97,17 @@ FIGURES: tuple[Figure, ...] = (
     Figure(key="curve_query_ms", label="Curve query, 100 runs x 1,000 points", unit="ms", direction="min",
            method="One metric of 100 runs, bucketed to at most 1,000 points per run (avg per bucket), every row "
                   "returned to Python."),
+    Figure(key="ui_curve_1m_points_ms", label="UI: a 1M-point curve drawn", unit="ms", goal=1500, direction="min",
+           method="Headless Chromium opens a run page as a new document; from the navigation's start to the frame "
+                  "with the run's 1,000,000-point curve drawn (the page's own record; it also checks the spike is "
+                  "drawn and at most 4,000 points came over the wire). `runstream server` over the ClickHouse server."),
+    Figure(key="ui_runs_table_1000_ms", label="UI: the table of 1,000 runs", unit="ms", goal=2000, direction="min",
+           method="The same, for an experiment's runs table (1,000 runs, three properties, two metric columns): "
+                  "navigation start to the frame with the table's rows."),
+    Figure(key="ui_overlay_100_runs_ms", label="UI: 100 runs x 10,000 points overlaid", unit="ms", goal=2000,
+           direction="min",
+           method="The same, for the compare page of 100 runs' `loss` (10,000 points each): navigation start to "
+                  "the frame with all 100 series drawn on one shared bucket grid."),
     Figure(key="sdk_rss_mb_per_million_buffered", label="SDK memory, 1M buffered points", unit="MB",
            direction="min",
            method="psutil RSS growth of a process whose transport is held (nothing leaves), per 1,000,000 "

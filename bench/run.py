@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import codec, e2e, machine, peers, profiling, queries, raw_clickhouse, raw_kafka, sdk
+from . import codec, e2e, machine, peers, profiling, queries, raw_clickhouse, raw_kafka, sdk, ui
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         t, d = queries.measure(stack, repeats=plan.query_repeats)
         trials.update(t)
         details["queries"] = d
+        _say("web UI in headless Chromium: a 1M-point curve, 1,000 runs, 100 runs overlaid")
+        t, d = ui.measure(stack, trials=plan.trials)
+        trials.update(t)
+        details["ui"] = d
         summaries = {k: summarize(v) for k, v in trials.items()}
         medians = {k: s.median for k, s in summaries.items()}
         missed = missed_goals(medians)

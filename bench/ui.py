@@ -116,7 +116,7 @@ _TABLE = "const t = (window.__rs || {}).tables || []; return t.length ? t : null
 
 
 def _trial(base: str, path: str, script: str, count: int = 1) -> dict[str, Any]:
-    from .browser import Browser
+    from runstream.server.browser import Browser
 
     with Browser(width=1400, height=900) as browser:
         browser.open(base + path)

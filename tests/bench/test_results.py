@@ -15,6 +15,8 @@ ISSUE_KEYS = {
     "codec_points_per_s", "e2e_points_per_s", "e2e_latency_p50_s", "e2e_latency_p99_s", "raw_kafka_points_per_s",
     "raw_clickhouse_points_per_s", "pipeline_efficiency", "leaderboard_query_ms", "curve_query_ms",
     "sdk_rss_mb_per_million_buffered", "ingest_rss_mb",
+    # issue 14: the web UI in a real headless browser
+    "ui_curve_1m_points_ms", "ui_runs_table_1000_ms", "ui_overlay_100_runs_ms",
 }
 
 
@@ -38,7 +40,8 @@ def test_goals_are_the_issues() -> None:
     assert goals == {
         "sdk_log_ns_median": (2000, "min"), "vs_wandb_log_speedup": (10, "max"), "vs_mlflow_log_speedup": (100, "max"),
         "e2e_points_per_s": (500_000, "max"), "pipeline_efficiency": (0.5, "max"), "e2e_latency_p99_s": (2, "min"),
-        "leaderboard_query_ms": (100, "min"),
+        "leaderboard_query_ms": (100, "min"), "ui_curve_1m_points_ms": (1500, "min"),
+        "ui_runs_table_1000_ms": (2000, "min"), "ui_overlay_100_runs_ms": (2000, "min"),
     }
 
 
@@ -84,7 +87,8 @@ def test_document_flags_missing_and_rejects_unknown_keys() -> None:
 def test_missed_goals_lists_goals_missed_or_unmeasured() -> None:
     doc = {k: None for k in KEYS}
     doc.update(sdk_log_ns_median=500, vs_wandb_log_speedup=150, vs_mlflow_log_speedup=4000, e2e_points_per_s=200_000,
-               pipeline_efficiency=0.6, e2e_latency_p99_s=0.8, leaderboard_query_ms=None)
+               pipeline_efficiency=0.6, e2e_latency_p99_s=0.8, leaderboard_query_ms=None, ui_curve_1m_points_ms=900,
+               ui_runs_table_1000_ms=800, ui_overlay_100_runs_ms=1200)
     assert missed_goals(doc) == ["e2e_points_per_s", "leaderboard_query_ms"]
 
 

@@ -10,14 +10,9 @@ Every test ends with no console error and no request to anywhere but the server.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +22,8 @@ from urllib.parse import quote
 
 import pytest
 
-from bench.browser import Browser
+from runstream.server.browser import Browser
+from ui_data import runstream_server
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "ui" / ".screenshots"
@@ -104,46 +100,9 @@ def _write_big_run(store: Any) -> None:
                                   for s in range(BIG_POINTS)], experiment="ui-big", chunk=250_000)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
-
-
-@contextlib.contextmanager
-def runstream_server(home: Path) -> Iterator[str]:
-    """``runstream server --home HOME`` on a free port (it owns the home and ingests its spool); its URL."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
-    server = subprocess.Popen([sys.executable, "-m", "runstream", "server", "--home", str(home), "--port", str(port)],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(base + "health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"runstream server did not start: {server.communicate()[1][-3000:]}")
-            time.sleep(0.1)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            _, err = server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            _, err = server.communicate()
-        assert server.returncode == 0, err[-3000:]
 
 
 @pytest.fixture(scope="module")

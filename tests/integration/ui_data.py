@@ -8,8 +8,15 @@ SQL. :func:`ui_store` yields the UI's reads over it on chDB or on the server.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +27,7 @@ from clickhouse_driver import Client
 
 from store import ChdbStore, ClickHouseStore, StoreQueries, run_view
 
+REPO = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000_000
 NOW_MS = T0 + 3_600_000
 BIG_POINTS = 300_000
@@ -175,3 +183,42 @@ def ui_store(backend: str, tmp: Path, clickhouse_url: str | None = None) -> Iter
             admin.execute(f"DROP DATABASE IF EXISTS `{database}`")
         finally:
             admin.disconnect()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def runstream_server(home: Path, *options: str) -> Iterator[str]:
+    """``runstream server --home HOME [OPTIONS]`` on a free port (it owns the home and ingests its spool, or
+    reads ``--clickhouse``); its URL. It must stop cleanly (exit 0) on SIGTERM."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+    server = subprocess.Popen([sys.executable, "-m", "runstream", "server", "--home", str(home), "--port", str(port),
+                               *options],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(base + "health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"runstream server did not start: {server.communicate()[1][-3000:]}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            _, err = server.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            _, err = server.communicate()
+        assert server.returncode == 0, err[-3000:]

@@ -14,6 +14,7 @@ EXPECTED = {
     "runstream.server_cmd": ["register", "DEFAULT_PORT"],
     "runstream.server.app": ["create_app", "serve"],
     "runstream.server.reads": ["ServerReads"],
+    "runstream.server.browser": ["CHROMIUM", "CHROMEDRIVER", "FLAGS", "Browser"],
     "runstream.server.ui_api": ["STATIC_DIR", "UiSettings", "Connect", "ui_routes"],
 }
 

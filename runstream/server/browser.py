@@ -1,5 +1,6 @@
 """Real headless Chromium (Debian's ``chromium`` + ``chromium-driver``) driven by Selenium, for the UI's
-browser tests and ``make bench``.
+browser tests and ``make bench`` (a test helper shipped with the server; Selenium is a dev dependency,
+imported when a browser starts).
 
 Nothing may leave the machine: the browser resolves every host but 127.0.0.1
 to nothing, and :meth:`Browser.requests` lists every URL the page asked for
@@ -85,11 +86,12 @@ class Browser:
             time.sleep(0.05)
 
     def _drain_logs(self) -> None:
-        for entry in self.driver.get_log("performance"):
+        driver: Any = self.driver  # Selenium's get_log is untyped
+        for entry in driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
             if message.get("method") == "Network.requestWillBeSent":
                 self._requests.append(message["params"]["request"]["url"])
-        self._console.extend(self.driver.get_log("browser"))
+        self._console.extend(driver.get_log("browser"))
 
     def requests(self) -> list[str]:
         """Every URL requested since the browser started (documents, scripts, styles, images, fetches)."""
