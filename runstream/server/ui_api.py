@@ -11,7 +11,7 @@ query socket); the UI's queries are :data:`store.ui_queries.UI_QUERIES`.
 Every store call blocks, so handlers run in the thread pool
 (``run_in_threadpool``). Answers are columnar JSON (one list per column, never
 a list of point objects); user values (run ids, metric and file names) reach
-the store as query parameters, never as SQL. ``ui/API.md`` documents each
+the store as query parameters, never as SQL. The README's "The UI's JSON API" documents each
 endpoint. The pages are static files built from ``ui/`` (``make ui``) and
 served from ``static/`` beside this module: ``/`` is the app, ``/ui/assets/``
 its scripts and styles; nothing is loaded from anywhere else.
