@@ -51,6 +51,7 @@ from .mlflow_wire import (
     dumps,
     encode_page_token,
     float_to_wire,
+    metric_points,
 )
 
 __all__ = ["MlflowApi", "MLFLOW_COMPATIBLE_VERSION", "HISTORY_PAGE_SIZE", "artifact_uri"]
@@ -359,7 +360,7 @@ class MlflowApi:
     def log_batch(self, f: RequestFields) -> Mapping[str, Any]:
         return self._log(
             f.text("run_id"),
-            [self._metric(m) for m in f.objects("metrics")],
+            metric_points(f.raw("metrics")),
             [self._pair(p, "param") for p in f.objects("params")],
             [self._pair(t, "tag") for t in f.objects("tags")],
         )

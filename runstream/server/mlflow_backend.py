@@ -49,9 +49,8 @@ class Experiment:
     lifecycle_stage: str = "active"
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
-    """One metric point; MLflow's identity of a point is all four fields."""
+class MetricPoint(NamedTuple):
+    """One metric point; MLflow's identity of a point is all four fields (a tuple: cheap to build in bulk)."""
 
     key: str
     value: float

@@ -22,12 +22,15 @@ from typing import Any, Mapping
 
 from schemas.errors import PipelineError
 
+from .mlflow_backend import MetricPoint
+
 __all__ = [
     "ERROR_STATUS",
     "MlflowError",
     "RequestFields",
     "float_to_wire",
     "float_from_wire",
+    "metric_points",
     "dumps",
     "encode_page_token",
     "decode_page_token",
@@ -130,6 +133,42 @@ def _int_from_wire(raw: object, name: str) -> int:
         except ValueError:
             pass
     raise _bad_value(name, raw)
+
+
+def metric_points(raw: object) -> list[MetricPoint]:
+    """The ``metrics`` list of a ``log-batch`` body: ``{key, value, timestamp, step?}`` objects.
+
+    The hot path of every ``log_batch`` (1,000 points a call), so the common
+    shapes (a str key, a float value, int timestamp and step) are checked
+    inline; anything else goes through the general converters.
+    """
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _bad_value("metrics", raw)
+    out: list[MetricPoint] = []
+    append = out.append
+    for item in raw:
+        if type(item) is not dict:
+            raise _bad_value("metrics", item)
+        key = item.get("key")
+        value = item.get("value")
+        timestamp = item.get("timestamp")
+        step = item.get("step", 0)
+        if type(key) is not str or not key:
+            raise _missing("key") if not key else _bad_value("key", key)
+        if type(value) is not float:
+            if value is None:
+                raise _missing("value")
+            value = float_from_wire(value, "value")
+        if type(timestamp) is not int:
+            if timestamp is None:
+                raise _missing("timestamp")
+            timestamp = _int_from_wire(timestamp, "timestamp")
+        if type(step) is not int:
+            step = 0 if step is None or step == "" else _int_from_wire(step, "step")
+        append(MetricPoint(key, value, timestamp, step))
+    return out
 
 
 def _bad_value(name: str, raw: object) -> MlflowError:
