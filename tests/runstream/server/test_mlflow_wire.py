@@ -77,3 +77,20 @@ def test_page_tokens_round_trip_and_bad_ones_are_refused():
     for bad in ("!!!", "bm90IGpzb24=", encode_page_token(0)[:-2] + "xx"):
         with pytest.raises(MlflowError):
             decode_page_token(bad)
+
+
+def test_metric_points_fast_path_and_conversions():
+    from runstream.server.mlflow_backend import MetricPoint
+    from runstream.server.mlflow_wire import metric_points
+
+    pts = metric_points([{"key": "a", "value": 1.5, "timestamp": 1, "step": 2},
+                         {"key": "a", "value": "NaN", "timestamp": "3"},
+                         {"key": "b", "value": 2, "timestamp": 4, "step": "5"}])
+    assert pts[0] == MetricPoint("a", 1.5, 1, 2) and pts[2] == MetricPoint("b", 2.0, 4, 5)
+    assert math.isnan(pts[1].value) and pts[1].step == 0 and pts[1].timestamp == 3
+    assert metric_points(None) == []
+    for bad, field in ([{"value": 1, "timestamp": 1}], "key"), ([{"key": "a", "timestamp": 1}], "value"), \
+            ([{"key": "a", "value": 1}], "timestamp"), ([{"key": "a", "value": "x", "timestamp": 1}], "value"), \
+            ([1], "metrics"), ("x", "metrics"):
+        with pytest.raises(MlflowError, match=field):
+            metric_points(bad)
