@@ -156,6 +156,11 @@ class IngestService:
         self._progress(f"ingesting {origin} into {where}{metrics_note}")
         return self.worker
 
+    @property
+    def store(self) -> Store | None:
+        """The store opened by :meth:`start` (``runstream server`` reads through it in-process), else None."""
+        return self._store
+
     def _take_home(self) -> None:
         s = self.settings
         lock = self._lock = HomeLock(s.home)

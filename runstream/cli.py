@@ -33,10 +33,11 @@ COMMANDS: Mapping[str, str] = MappingProxyType({
     "exporter": "runstream.exporter_cmd:register",
     "submit": "runstream.jobs_cmd:register",  # registers `logs` too
     "logs": "runstream.jobs_cmd:register",
+    "server": "runstream.server_cmd:register",
 })
 """Subcommand -> the hook that registers it, ``module:function``."""
 
-_CLEAN_STOP_BEFORE_START = frozenset({"ingest", "exporter"})
+_CLEAN_STOP_BEFORE_START = frozenset({"ingest", "exporter", "server"})
 """Services: a SIGTERM before they started (nothing read yet) is a clean stop, exit 0."""
 
 

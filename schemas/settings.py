@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_DLQ_TOPIC",
     "DEFAULT_GROUP",
     "DEFAULT_HOME",
+    "DEFAULT_SERVER",
     "DEFAULT_TOPIC",
     "ENV",
     "ENV_CONFIG",
@@ -47,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_TOPIC = "runstream.events"
+DEFAULT_SERVER = "http://127.0.0.1:5000"
+"""Where ``runstream server`` listens by default (MLflow's usual port)."""
 DEFAULT_DLQ_TOPIC = "runstream.events.dlq"
 DEFAULT_GROUP = "runstream-ingest"
 DEFAULT_HOME = ".runstream"
@@ -63,6 +66,7 @@ ENV: Mapping[str, str] = {
     "clickhouse": "RUNSTREAM_CLICKHOUSE",
     "home": "RUNSTREAM_HOME",
     "topic": "RUNSTREAM_TOPIC",
+    "server": "RUNSTREAM_SERVER",
 }
 """Setting -> the environment variable it is read from (every process reads the same ones)."""
 ENV_CONFIG = "RUNSTREAM_CONFIG"
@@ -108,6 +112,8 @@ class Settings:
     """Extra kafka-python client settings (TLS/SASL: ``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``...)."""
     limits: RunLimits = field(default_factory=RunLimits)
     heartbeat_lost_s: float = 300.0
+    server: str = DEFAULT_SERVER
+    """``runstream server``'s address: its MLflow tracking URI (``Workspace.get_mlflow_tracking_uri()``)."""
     """A Running run silent this long reads as Failed ("process lost") and stops counting as active."""
 
     _MANAGED_KAFKA_OPTIONS = frozenset({"bootstrap_servers"})

@@ -11,23 +11,13 @@ its runs report. Going back from an id needs the candidate names
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from typing import Iterable
 
-from .mlflow_backend import DEFAULT_EXPERIMENT_ID
+from schemas.mlflow_ids import DEFAULT_EXPERIMENT_ID, DEFAULT_EXPERIMENT_NAME
+from schemas.mlflow_ids import mlflow_experiment_id as experiment_id
 
 __all__ = ["DEFAULT_EXPERIMENT_NAME", "experiment_id", "ExperimentIds"]
-
-DEFAULT_EXPERIMENT_NAME = "Default"
-
-
-def experiment_id(name: str) -> str:
-    """The MLflow id of the experiment called ``name``."""
-    if name == DEFAULT_EXPERIMENT_NAME:
-        return DEFAULT_EXPERIMENT_ID
-    digest = hashlib.sha256(name.encode("utf-8")).digest()
-    return str(int.from_bytes(digest[:8], "big") >> 4)
 
 
 class ExperimentIds:
