@@ -109,10 +109,9 @@ READ_QUERIES: Mapping[str, str] = MappingProxyType({
         "SELECT run_id, kind, key, argMax(value, created_ms), argMax(has_value, created_ms) FROM {db}.run_attributes "
         "WHERE experiment = {experiment:String} GROUP BY run_id, kind, key"
     ),
-    "mlflow_history": (
-        "SELECT time_ms, step, value FROM {db}.metric_scalars "
-        "WHERE experiment = {experiment:String} AND run_id = {run:String} AND name = {name:String} AND is_text = 0 "
-        "ORDER BY time_ms, step, value LIMIT 1 BY time_ms, step, value"
+    "mlflow_history": (  # columns, one row; the caller sorts and drops re-delivered duplicates
+        "SELECT groupArray(time_ms), groupArray(step), groupArray(value) FROM {db}.metric_scalars "
+        "WHERE experiment = {experiment:String} AND run_id = {run:String} AND name = {name:String} AND is_text = 0"
     ),
     "mlflow_file_sizes": (
         "SELECT path, argMax(total_size, created_ms) FROM {db}.run_files WHERE run_id = {run:String} GROUP BY path "

@@ -37,8 +37,9 @@ def latest_key(p: MetricPoint) -> tuple[int, int, float]:
     return p.step, p.timestamp, (-math.inf if math.isnan(p.value) else p.value)
 
 
-def _identity(p: MetricPoint) -> tuple[str, int, int, str]:
-    return p.key, p.step, p.timestamp, repr(p.value)  # repr: NaN equals NaN here
+def _identity(p: MetricPoint) -> tuple[str, float, int, int] | tuple[str, str, int, int]:
+    # The point itself (a tuple) unless its value is NaN, which is never equal to itself.
+    return p if p.value == p.value else (p.key, "NaN", p.timestamp, p.step)
 
 
 @dataclass
@@ -210,7 +211,8 @@ class SeenPoints:
         self._window_s = window_s
         self._max_points = max_points
         self._clock = clock
-        self._runs: OrderedDict[str, tuple[float, set[tuple[str, int, int, str]]]] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[float, set[tuple[str, float, int, int] | tuple[str, str, int, int]]]] = (
+            OrderedDict())
         self._count = 0
 
     def fresh(self, run_id: str, points: Sequence[MetricPoint]) -> list[MetricPoint]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -109,6 +110,12 @@ class _ExperimentRegistry:
             tmp = self._path.with_suffix(".tmp")
             tmp.write_text(json.dumps(self._items), encoding="utf-8")
             os.replace(tmp, self._path)
+
+
+def _history_order(row: tuple[int, int, float]) -> tuple[int, int, float]:
+    # MLflow's store orders by (timestamp, step, value); NaN sorts last among equal (timestamp, step).
+    t, s, v = row
+    return t, s, (math.inf if v != v else v)
 
 
 def _sdk_refusal(exc: SdkError) -> MlflowError:
@@ -463,10 +470,15 @@ class RunstreamBackend:
         else:
             with self._connect() as q:
                 stored = q.fetch("mlflow_history", {"experiment": name, "run": run_id, "name": key})
-            merged = {(int(t), int(s), repr(float(v))): (int(t), int(s), float(v)) for t, s, v in stored}
-            for p in self._overlay.pending_points(run_id, key):
-                merged.setdefault((p.timestamp, p.step, repr(p.value)), (p.timestamp, p.step, p.value))
-            rows = sorted(merged.values())
+            times, steps, values = (stored[0][0], stored[0][1], stored[0][2]) if stored else ([], [], [])
+            pending = self._overlay.pending_points(run_id, key)
+            # A set collapses identical points (MLflow keeps them once; re-delivered rows too). NaN != NaN,
+            # so NaN points are made equal through a sentinel that sorts like the NaN they stand for.
+            points = set(zip(times, steps, values))
+            points.update((p.timestamp, p.step, p.value) for p in pending)
+            nans = {(t, s) for t, s, v in points if v != v}
+            rows = [(t, s, v) for t, s, v in points if v == v] + [(t, s, math.nan) for t, s in nans]
+            rows.sort(key=_history_order)
             with self._lock:
                 self._history[(run_id, key)] = (time.monotonic(), rows)
         page = rows[offset:offset + limit]
