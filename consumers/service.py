@@ -229,6 +229,10 @@ class IngestService:
                 if request in self._syncs:
                     self._syncs.remove(request)
 
+    def sync(self, timeout_s: float) -> bool:
+        """In-process :meth:`_sync`: wait until what the spool holds now is ingested (``runstream server``)."""
+        return self._sync(timeout_s)
+
     def _release(self) -> bool:
         if self.role != ON_DEMAND_ROLE:
             return False

@@ -126,7 +126,8 @@ class RunstreamBackend:
     """MLflow's tracking store on runstream. ``connect`` opens read queries; ``workspace`` writes."""
 
     def __init__(self, workspace: Workspace, connect: Connect, *, state_dir: Path,
-                 clock: Callable[[], float] = time.time, ack_timeout_s: float = 30.0) -> None:
+                 clock: Callable[[], float] = time.time, ack_timeout_s: float = 30.0,
+                 settle: Callable[[], None] | None = None) -> None:
         self._ws = workspace
         self._limits: RunLimits = workspace.settings.limits
         self._connect = connect
@@ -134,6 +135,8 @@ class RunstreamBackend:
                                  visible_timeout_s=workspace.settings.visible_timeout_s)
         self._clock = clock
         self._ack_timeout_s = ack_timeout_s
+        self._settle = settle
+        """Called when a run is not found: lets what other processes logged arrive (the spool, ingest lag)."""
         self._overlay = Overlay()
         self._seen = SeenPoints()
         self._ids = ExperimentIds()
@@ -284,6 +287,14 @@ class RunstreamBackend:
                        start_time=start_ms, end_time=end if name != "Running" else None)
 
     def get_run(self, run_id: str) -> RunView | None:
+        view = self._get_run(run_id)
+        if view is None and self._settle is not None:
+            # A run another process just started (the Azure pattern: start_logging, then MLflow on its id).
+            self._settle()
+            view = self._get_run(run_id)
+        return view
+
+    def _get_run(self, run_id: str) -> RunView | None:
         stored: RunView | None = None
         with self._connect() as q:
             rows = q.fetch("run", {"run": run_id})

@@ -26,9 +26,11 @@ def test_every_subcommand_module_is_registered():
     from runstream.cli import COMMANDS, build_parser
 
     assert {hook.partition(":")[0] for hook in COMMANDS.values()} == {
-        "runstream.ingest_cmd", "runstream.spool_cmd", "runstream.exporter_cmd", "runstream.jobs_cmd"}
+        "runstream.ingest_cmd", "runstream.spool_cmd", "runstream.exporter_cmd", "runstream.jobs_cmd",
+        "runstream.server_cmd"}
     parser = build_parser()
-    for argv in (["ingest"], ["spool", "status"], ["exporter"], ["logs", "x"], ["submit", "-e", "e", "s.py"]):
+    for argv in (["ingest"], ["spool", "status"], ["exporter"], ["logs", "x"], ["submit", "-e", "e", "s.py"],
+                 ["server", "--port", "5001"]):
         assert callable(parser.parse_args(argv).handler)
         assert callable(build_parser([argv[0]]).parse_args(argv).handler)
 
