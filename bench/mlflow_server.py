@@ -19,6 +19,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -26,9 +27,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .child import emit, ready_then_wait, run_child
+from .child import REPO, emit, ready_then_wait, run_child
 
-__all__ = ["measure_client", "start_mlflow_server", "stop_server", "free_port"]
+__all__ = ["measure", "measure_client", "start_mlflow_server", "start_runstream_server", "stop_server", "free_port"]
 
 BATCH = 1000
 NAMES = 10
@@ -70,6 +71,41 @@ def start_mlflow_server(folder: Path, port: int, *, timeout: float = 120.0) -> s
     )
     _wait_health(f"http://127.0.0.1:{port}/health", proc, timeout)
     return proc
+
+
+def start_runstream_server(home: Path, port: int, *, timeout: float = 180.0) -> subprocess.Popen[bytes]:
+    """``runstream server`` on the embedded default: it owns ``home`` (a fresh one) like ``mlflow server`` its sqlite."""
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+    env.update(RUNSTREAM_HOME=str(home), PYTHONPATH=str(REPO))
+    log = open(home.parent / f"{home.name}-server.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "runstream", "-q", "server", "--port", str(port)], cwd=home.parent,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    log.close()
+    _wait_health(f"http://127.0.0.1:{port}/health", proc, timeout)
+    return proc
+
+
+def measure(scratch: Path, *, trials: int, batches: int, history_points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Both servers, one after the other, the same client child and work: trials and details."""
+    results: dict[str, dict[str, Any]] = {}
+    for name in ("mlflow", "runstream"):
+        folder = scratch / f"tracking-{name}"
+        port = free_port()
+        proc = (start_mlflow_server(folder, port) if name == "mlflow"
+                else start_runstream_server(folder / "home", port))
+        try:
+            results[name] = measure_client(f"http://127.0.0.1:{port}", batches=batches, trials=trials,
+                                           history_points=history_points, cwd=scratch)
+        finally:
+            stop_server(proc)
+    ours, theirs = results["runstream"], results["mlflow"]
+    speedups = [r / statistics.median(theirs["points_per_s"]) for r in ours["points_per_s"]]
+    return ({"vs_mlflow_server_log_batch_speedup": speedups,
+             "mlflow_get_history_100k_ms": ours["history_ms"],
+             "mlflow_server_get_history_100k_ms": theirs["history_ms"]},
+            results)
 
 
 def stop_server(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
