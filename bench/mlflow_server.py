@@ -57,7 +57,7 @@ def _wait_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> Non
     raise RuntimeError(f"server did not answer {url} within {timeout:.0f} s")
 
 
-def start_mlflow_server(folder: Path, port: int, *, timeout: float = 120.0) -> subprocess.Popen[bytes]:
+def start_mlflow_server(folder: Path, port: int, *, timeout: float = 300.0) -> subprocess.Popen[bytes]:
     """``mlflow server`` with its sqlite store and local artifacts under ``folder`` (a fresh one)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -73,7 +73,7 @@ def start_mlflow_server(folder: Path, port: int, *, timeout: float = 120.0) -> s
     return proc
 
 
-def start_runstream_server(home: Path, port: int, *, timeout: float = 180.0) -> subprocess.Popen[bytes]:
+def start_runstream_server(home: Path, port: int, *, timeout: float = 300.0) -> subprocess.Popen[bytes]:
     """``runstream server`` on the embedded default: it owns ``home`` (a fresh one) like ``mlflow server`` its sqlite."""
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
