@@ -44,6 +44,14 @@ def free_port() -> int:
 
 
 def _wait_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
+    try:
+        _poll_health(url, proc, timeout)
+    except BaseException:
+        stop_server(proc)  # never leave a half-started server behind
+        raise
+
+
+def _poll_health(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
