@@ -15,6 +15,8 @@ ISSUE_KEYS = {
     "codec_points_per_s", "e2e_points_per_s", "e2e_latency_p50_s", "e2e_latency_p99_s", "raw_kafka_points_per_s",
     "raw_clickhouse_points_per_s", "pipeline_efficiency", "leaderboard_query_ms", "curve_query_ms",
     "sdk_rss_mb_per_million_buffered", "ingest_rss_mb",
+    # issue 13: the MLflow client against runstream server and against mlflow server
+    "vs_mlflow_server_log_batch_speedup", "mlflow_get_history_100k_ms", "mlflow_server_get_history_100k_ms",
 }
 
 
@@ -38,7 +40,7 @@ def test_goals_are_the_issues() -> None:
     assert goals == {
         "sdk_log_ns_median": (2000, "min"), "vs_wandb_log_speedup": (10, "max"), "vs_mlflow_log_speedup": (100, "max"),
         "e2e_points_per_s": (500_000, "max"), "pipeline_efficiency": (0.5, "max"), "e2e_latency_p99_s": (2, "min"),
-        "leaderboard_query_ms": (100, "min"),
+        "leaderboard_query_ms": (100, "min"), "vs_mlflow_server_log_batch_speedup": (10, "max"),
     }
 
 
@@ -84,7 +86,8 @@ def test_document_flags_missing_and_rejects_unknown_keys() -> None:
 def test_missed_goals_lists_goals_missed_or_unmeasured() -> None:
     doc = {k: None for k in KEYS}
     doc.update(sdk_log_ns_median=500, vs_wandb_log_speedup=150, vs_mlflow_log_speedup=4000, e2e_points_per_s=200_000,
-               pipeline_efficiency=0.6, e2e_latency_p99_s=0.8, leaderboard_query_ms=None)
+               pipeline_efficiency=0.6, e2e_latency_p99_s=0.8, leaderboard_query_ms=None,
+               vs_mlflow_server_log_batch_speedup=12)
     assert missed_goals(doc) == ["e2e_points_per_s", "leaderboard_query_ms"]
 
 
@@ -132,6 +135,7 @@ def test_markdown_explains_each_missed_goal_with_its_profile() -> None:
 def test_markdown_without_missed_goals_has_no_missed_section() -> None:
     summaries = {k: summarize([1.0]) for k in KEYS}
     for key, value in (("vs_wandb_log_speedup", 100.0), ("vs_mlflow_log_speedup", 1000.0),
-                       ("e2e_points_per_s", 600_000.0), ("pipeline_efficiency", 0.9)):
+                       ("e2e_points_per_s", 600_000.0), ("pipeline_efficiency", 0.9),
+                       ("vs_mlflow_server_log_batch_speedup", 12.0)):
         summaries[key] = summarize([value])
     assert "Goals missed" not in render_markdown(_doc(summaries))
