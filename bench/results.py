@@ -68,6 +68,18 @@ FIGURES: tuple[Figure, ...] = (
     Figure(key="vs_mlflow_log_speedup", label="vs mlflow `log_metric`", unit="x", goal=100,
            method="`mlflow.log_metric('loss', 0.5, step=i)` to MLflow's default local store (sqlite `mlflow.db` "
                   "in the working directory), a bounded loop; ratio of mean time per call, mlflow / runstream."),
+    Figure(key="vs_mlflow_server_log_batch_speedup", label="vs `mlflow server`, MLflow client `log_batch`",
+           unit="x", goal=10,
+           method="The same MLflow client child logs the same `log_batch` calls of 1,000 metrics (10 names x 100 "
+                  "steps) to `runstream server` (embedded default: it owns a fresh home, spool + chDB) and to "
+                  "`mlflow server` (its sqlite store, 4 workers), one after the other on this machine; ratio of "
+                  "points/s. The client itself spends tens of ms encoding each batch, which bounds the ratio."),
+    Figure(key="mlflow_get_history_100k_ms", label="MLflow `get_metric_history`, 100k points, runstream server",
+           unit="ms", direction="min",
+           method="`MlflowClient.get_metric_history` of one metric of 100,000 points (4 pages of 25,000) from "
+                  "`runstream server`, client parsing included."),
+    Figure(key="mlflow_server_get_history_100k_ms", label="The same from `mlflow server` (sqlite)", unit="ms",
+           direction="min", method="Same client call and data against `mlflow server`."),
     Figure(key="codec_points_per_s", label="Avro codec, scalar batches", unit="points/s",
            method="`schemas.encode` then `schemas.decode` of ScalarBatch events of 16,384 points (the SDK's "
                   "batch size); points / (encode + decode time), one thread."),

@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import codec, e2e, machine, peers, profiling, queries, raw_clickhouse, raw_kafka, sdk, ui
+from . import codec, e2e, machine, mlflow_server, peers, profiling, queries, raw_clickhouse, raw_kafka, sdk, ui
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -42,6 +42,8 @@ class Plan:
         self.rss_points = 1_000_000
         self.wandb_calls = 10_000
         self.mlflow_calls = 200
+        self.mlflow_batches = 20
+        self.mlflow_history_points = 100_000
         self.codec_points = 1_000_000
         self.producers = 2
         self.points_per_producer = 1_500_000
@@ -152,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         trials["vs_wandb_log_speedup"] = [s / ours for s in p["wandb"]["s_per_call"]]
         trials["vs_mlflow_log_speedup"] = [s / ours for s in p["mlflow"]["s_per_call"]]
         details["peers"] = {**p, "runstream_s_per_call": ours}
+        _say("MLflow client: runstream server vs mlflow server (sqlite)")
+        t, d = mlflow_server.measure(scratch, trials=plan.trials, batches=plan.mlflow_batches,
+                                     history_points=plan.mlflow_history_points)
+        trials.update(t)
+        details["mlflow_server"] = d
         _say("raw ceilings: bare kafka-python, bare clickhouse-driver")
         files = raw_kafka.prepare_messages(scratch, plan.producers, plan.points_per_producer)
         t, d = raw_kafka.measure(stack, files, trials=plan.trials, points_per_producer=plan.points_per_producer,

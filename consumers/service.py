@@ -156,6 +156,11 @@ class IngestService:
         self._progress(f"ingesting {origin} into {where}{metrics_note}")
         return self.worker
 
+    @property
+    def store(self) -> Store | None:
+        """The store opened by :meth:`start` (``runstream server`` reads through it in-process), else None."""
+        return self._store
+
     def _take_home(self) -> None:
         s = self.settings
         lock = self._lock = HomeLock(s.home)
@@ -197,11 +202,6 @@ class IngestService:
                 if self._stopping.wait(delay):
                     raise
 
-    @property
-    def store(self) -> Store | None:
-        """The open store (after :meth:`start`): ``runstream server`` reads its own home through it."""
-        return self._store
-
     # -- readers' requests (on the query socket's threads) ----------------------------------------
 
     def idle_s(self) -> float:
@@ -228,6 +228,10 @@ class IngestService:
             with self._syncs_lock:
                 if request in self._syncs:
                     self._syncs.remove(request)
+
+    def sync(self, timeout_s: float) -> bool:
+        """In-process :meth:`_sync`: wait until what the spool holds now is ingested (``runstream server``)."""
+        return self._sync(timeout_s)
 
     def _release(self) -> bool:
         if self.role != ON_DEMAND_ROLE:

@@ -188,6 +188,14 @@ class Workspace:
         """The emitter if a run has started it, without starting one."""
         return self._emitter
 
+    def get_mlflow_tracking_uri(self) -> str:
+        """The MLflow tracking URI of this workspace: ``runstream server``'s address (setting ``server``).
+
+        Hand it to ``mlflow.set_tracking_uri`` or Lightning's ``MLFlowLogger``:
+        MLflow's metrics, params, tags and artifacts land in runstream's runs.
+        """
+        return self.settings.server
+
     # -- reading -------------------------------------------------------------------
 
     def reader(self) -> RunReader:

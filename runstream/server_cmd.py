@@ -1,9 +1,16 @@
-"""``runstream server``: the web UI (and its JSON API) over the runs of a home or a ClickHouse server.
+"""``runstream server``: MLflow's tracking server and the web UI, over runstream.
 
-    runstream server                                   # embedded: owns ./.runstream, ingests its spool
-    runstream server --clickhouse clickhouse://127.0.0.1:9000/runstream --port 5000
+    runstream server                          # embedded: owns ./.runstream, ingests its spool, serves on :5000
+    runstream server --port 5001 --kafka 127.0.0.1:9092 --clickhouse clickhouse://127.0.0.1:9000/runstream
 
-Prints the address to open, then serves until SIGTERM or Ctrl-C.
+Embedded (no Kafka or no ClickHouse configured): the server is the home's
+owner, like ``runstream ingest``: it ingests the spool into chDB in a thread,
+answers other readers on the home's query socket, and reads chDB in-process
+(:mod:`runstream.server.reads`; when a ``runstream ingest`` owns the home
+already, the server reads through its socket). Kafka mode: MLflow writes go to
+Kafka through the SDK's emitter, reads come from ClickHouse, and ``runstream
+ingest`` workers run separately. SIGTERM or Ctrl-C: requests in flight finish,
+everything written is delivered, exit 0.
 """
 
 from __future__ import annotations
@@ -12,64 +19,93 @@ import argparse
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from schemas.errors import PipelineError
-from schemas.settings import IngestSettings
+from producers import Workspace
+from schemas.errors import ConfigurationError, PipelineError
+from schemas.limits import RunLimits
+from schemas.settings import IngestSettings, WorkspaceSettings
 
-__all__ = ["register", "DEFAULT_PORT"]
+from .server.app import create_app, serve
+from .server.reads import ServerReads
+from .server.runstream_backend import RunstreamBackend
+from .server.ui_api import UiSettings, ui_routes
 
-log = logging.getLogger("runstream.server")
+__all__ = ["register"]
 
-DEFAULT_PORT = 5000
-"""MLflow's port: ``runstream server`` is also where MLflow clients point."""
+log = logging.getLogger("runstream")
 
 
 def register(subparsers: Any) -> None:
     """Add ``runstream server``."""
     p = subparsers.add_parser(
-        "server", help="serve the web UI over the runs (embedded home or ClickHouse)",
-        description=(
-            "Serve runstream's web UI and its JSON API (/api/ui/). With nothing configured it owns the home "
-            "(./.runstream or RUNSTREAM_HOME), ingests its spool as runs log, and reads chDB; with --clickhouse "
-            "(or RUNSTREAM_CLICKHOUSE) it reads that server. Every page, script and style is served locally."),
+        "server",
+        help="serve MLflow's tracking REST API and the web UI over runstream",
+        description=("An MLflow tracking server on runstream (point MLFLOW_TRACKING_URI, or Lightning's "
+                     "MLFlowLogger, at it) and runstream's web UI at /. With nothing configured it owns the home "
+                     "and ingests its spool; with Kafka and ClickHouse it writes to Kafka and reads ClickHouse "
+                     "(run `runstream ingest` too). Every page, script and style is served locally."),
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
-    p.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
-    p.add_argument("--clickhouse", metavar="URL",
-                   help="clickhouse://user:pass@host:9000/db (default: $RUNSTREAM_CLICKHOUSE)")
+    p.add_argument("--host", help="address to listen on (default: the host of $RUNSTREAM_SERVER, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: the port of $RUNSTREAM_SERVER, 5000)")
     p.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
+    p.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
+    p.add_argument("--clickhouse", metavar="URL", help="ClickHouse URL for reads (default: $RUNSTREAM_CLICKHOUSE)")
+    p.add_argument("--topic", help="events topic (default: $RUNSTREAM_TOPIC or runstream.events)")
     p.set_defaults(handler=_server)
 
 
-def _say(message: str) -> None:
-    print(f"runstream server: {message}", file=sys.stderr, flush=True)
+def _limits(home: Path) -> RunLimits:
+    path = home / "limits.json"
+    try:
+        return RunLimits.from_file(path) if path.exists() else RunLimits()
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"limits: {exc}") from exc
+
+
+class _Server:
+    """What ``runstream server`` owns: where it reads (and ingests), the SDK it writes through, the backend."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        explicit = {"home": args.home, "kafka": args.kafka, "clickhouse": args.clickhouse, "topic": args.topic}
+        limits = _limits(WorkspaceSettings.resolve(explicit).home)
+        self.settings = WorkspaceSettings.resolve({**explicit, "limits": limits})
+        s = self.settings
+        self.reads = ServerReads(replace(IngestSettings.resolve(explicit), limits=limits),
+                                 progress=lambda m: log.info("%s", m))
+        workspace = Workspace(home=s.home, kafka=s.kafka, clickhouse=s.clickhouse, topic=s.topic, limits=limits,
+                              install_signal_handlers=False)
+        self.backend = RunstreamBackend(workspace, self.reads.connect, state_dir=s.home / "mlflow",
+                                        settle=lambda: self.reads.settle(s.visible_timeout_s))
+
+    def startup(self) -> None:
+        self.reads.start()
+        self.backend.start()
+
+    def shutdown(self) -> None:
+        self.backend.close()  # delivers what MLflow clients sent (into the spool, or Kafka)
+        self.reads.stop()
 
 
 def _server(args: argparse.Namespace) -> int:
-    from .server.app import create_app, serve
-    from .server.reads import ServerReads
-    from .server.ui_api import UiSettings, ui_routes
-
     try:
-        settings = IngestSettings.resolve({"kafka": args.kafka, "clickhouse": args.clickhouse, "home": args.home},
-                                          env=dict(os.environ))
+        server = _Server(args)
     except PipelineError as exc:
-        _say(str(exc))
+        print(f"runstream server: {exc}", file=sys.stderr)
         return 2
-    if not 0 < args.port < 65536:
-        _say(f"port out of range: {args.port}")
+    where = urlsplit(server.settings.server)
+    host = args.host or where.hostname or "127.0.0.1"
+    port = args.port or where.port or 5000
+    if not 0 < port < 65536:
+        print(f"runstream server: port out of range: {port}", file=sys.stderr)
         return 2
-    reads = ServerReads(settings, progress=lambda m: log.info("%s", m))
-    app = create_app(ui_routes=ui_routes(reads.connect, UiSettings(lost_after_s=settings.heartbeat_lost_s)),
-                     startup=reads.start, shutdown=reads.stop)
-    where = settings.clickhouse if settings.clickhouse else f"{settings.home} (embedded)"
-    _say(f"runs from {where}; open http://{args.host}:{args.port}/")
-    try:
-        serve(app, host=args.host, port=args.port)
-    except PipelineError as exc:
-        _say(str(exc))
-        return 1
+    ui = ui_routes(server.reads.connect, UiSettings(lost_after_s=server.settings.heartbeat_lost_s))
+    app = create_app(server.backend, ui_routes=ui, startup=server.startup, shutdown=server.shutdown)
+    source = server.settings.clickhouse or f"{server.settings.home} (embedded)"
+    print(f"runstream server: runs from {source}; open http://{host}:{port}/ (also the MLflow tracking URI)",
+          file=sys.stderr, flush=True)
+    serve(app, host=host, port=port, log_level="warning" if os.environ.get("RUNSTREAM_QUIET") else "info")
     return 0

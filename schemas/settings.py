@@ -115,7 +115,8 @@ class Settings:
     heartbeat_lost_s: float = 300.0
     """A Running run silent this long reads as Failed ("process lost") and stops counting as active."""
     server: str = DEFAULT_SERVER
-    """Where ``runstream server`` answers (its web UI; the notebook widget shows its pages when it does)."""
+    """``runstream server``'s address: the MLflow tracking URI (``Workspace.get_mlflow_tracking_uri()``), and
+    where the notebook widget finds the web UI."""
 
     _MANAGED_KAFKA_OPTIONS = frozenset({"bootstrap_servers"})
 
@@ -129,6 +130,8 @@ class Settings:
                 f"clickhouse must be a clickhouse://user:pass@host:port/db URL, got {self.clickhouse!r}")
         if not isinstance(self.home, Path):
             raise ConfigurationError(f"home must be a Path, got {self.home!r}")
+        if not isinstance(self.server, str) or not self.server.startswith(("http://", "https://")):
+            raise ConfigurationError(f"server must be an http:// or https:// URL, got {self.server!r}")
         for name in ("topic", "dlq_topic", "group"):
             if not _TOPIC.fullmatch(getattr(self, name)):
                 raise ConfigurationError(f"{name} must be 1-249 of [A-Za-z0-9._-], got {getattr(self, name)!r}")

@@ -95,6 +95,29 @@ _SDK_QUERIES: Mapping[str, str] = MappingProxyType({
     "writer_progress": (
         "SELECT max(seq) FROM {db}.writer_progress WHERE run_id = {run:String} AND writer_id = {writer:String}"
     ),
+    # MLflow's view (runstream.server): numeric scalar points only; identical points (step, time, value) once.
+    "mlflow_experiments": "SELECT experiment, min(start_ms), max(start_ms) FROM {db}.runs GROUP BY experiment",
+    "mlflow_latest_scalars": (
+        "SELECT name, value, time_ms, step FROM {db}.metric_scalars WHERE run_id = {run:String} AND is_text = 0 "
+        "ORDER BY name, step DESC, time_ms DESC, value DESC LIMIT 1 BY name"
+    ),
+    "mlflow_latest_scalars_of_experiment": (
+        "SELECT run_id, name, value, time_ms, step FROM {db}.metric_scalars "
+        "WHERE experiment = {experiment:String} AND is_text = 0 "
+        "ORDER BY run_id, name, step DESC, time_ms DESC, value DESC LIMIT 1 BY run_id, name"
+    ),
+    "mlflow_attributes_of_experiment": (
+        "SELECT run_id, kind, key, argMax(value, created_ms), argMax(has_value, created_ms) FROM {db}.run_attributes "
+        "WHERE experiment = {experiment:String} GROUP BY run_id, kind, key"
+    ),
+    "mlflow_history": (  # columns, one row; the caller sorts and drops re-delivered duplicates
+        "SELECT groupArray(time_ms), groupArray(step), groupArray(value) FROM {db}.metric_scalars "
+        "WHERE experiment = {experiment:String} AND run_id = {run:String} AND name = {name:String} AND is_text = 0"
+    ),
+    "mlflow_file_sizes": (
+        "SELECT path, argMax(total_size, created_ms) FROM {db}.run_files WHERE run_id = {run:String} GROUP BY path "
+        "ORDER BY path"
+    ),
     "rejections": (
         "SELECT reason, detail, event_type, source, source_offset, item, created_ms FROM {db}.rejected_events "
         "WHERE run_id = {run:String} ORDER BY created_ms, source, source_offset, item "

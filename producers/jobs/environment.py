@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigurationError
+from schemas.mlflow_ids import mlflow_experiment_id
 from schemas.settings import ENV, ENV_CONFIG, WorkspaceSettings
 
 from .config import ENV_ERROR_FILE, ENV_SUBMITTER_PID, ScriptRunConfig
@@ -56,11 +57,16 @@ def job_environment(run: Run, config: ScriptRunConfig, private_dir: Path) -> dic
         ENV["clickhouse"]: settings.clickhouse or "",
         ENV["home"]: str(settings.home),
         ENV["topic"]: settings.topic,
+        ENV["server"]: settings.server,
         ENV_RUN_ID: run.id,
         ENV_EXPERIMENT: run.experiment.name,
         ENV_PARENT_RUN_ID: run.parent.id if run.parent is not None else "",
         ENV_ERROR_FILE: str(private_dir / "error.txt"),
         ENV_SUBMITTER_PID: str(os.getpid()),
+        # As Azure ML does: a plain `mlflow.start_run()` in the job logs into its run via `runstream server`.
+        "MLFLOW_TRACKING_URI": settings.server,
+        "MLFLOW_RUN_ID": run.id,
+        "MLFLOW_EXPERIMENT_ID": mlflow_experiment_id(run.experiment.name),
     })
     return env
 

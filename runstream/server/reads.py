@@ -8,6 +8,9 @@
   process, so logged runs show up within a flush interval. When a
   ``runstream ingest`` already owns the home, the server reads through that
   owner's query socket instead.
+
+:meth:`ServerReads.settle` is what a read does before it answers "no such
+run": let the spool be ingested (embedded), or wait ingest's usual lag (Kafka).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import ContextManager
@@ -26,6 +30,9 @@ from store import QueryClient, ReadQueries, StoreQueries, query_address, server_
 __all__ = ["ServerReads"]
 
 log = logging.getLogger("runstream.server")
+
+KAFKA_SETTLE_S = 2.0
+"""Kafka mode: how long an unknown run id waits for ingest before it is "not found" (p99 lag ~1.2 s)."""
 
 
 class ServerReads:
@@ -39,6 +46,7 @@ class ServerReads:
         self._service: IngestService | None = None
         self._thread: threading.Thread | None = None
         self._reads: Callable[[], ContextManager[ReadQueries]] | None = None
+        self._owner_client: QueryClient | None = None
         self.owner = False
         """True when this process owns the embedded home (and ingests its spool)."""
 
@@ -64,7 +72,7 @@ class ServerReads:
             reads = StoreQueries(self._service.store)
             self._reads = lambda: contextlib.nullcontext(reads)
         else:
-            client = QueryClient(query_address(s.home))
+            client = self._owner_client = QueryClient(query_address(s.home))
             self._reads = lambda: contextlib.nullcontext(client)
 
     def _ingest(self) -> None:
@@ -81,6 +89,15 @@ class ServerReads:
             raise RuntimeError("ServerReads.connect() before start()")
         with self._reads() as reads:
             yield reads
+
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Wait until what the home's spool holds now is visible (embedded), or ingest's usual lag (Kafka)."""
+        if not self.settings.embedded_source:
+            time.sleep(KAFKA_SETTLE_S)
+        elif self._service is not None:
+            self._service.sync(timeout_s)
+        elif self._owner_client is not None:
+            self._owner_client.sync(timeout_s)
 
     def stop(self) -> None:
         if self._service is not None:

@@ -17,6 +17,8 @@ ISSUE_KEYS = {
     "sdk_rss_mb_per_million_buffered", "ingest_rss_mb",
     # issue 14: the web UI in a real headless browser
     "ui_curve_1m_points_ms", "ui_runs_table_1000_ms", "ui_overlay_100_runs_ms",
+    # issue 13: the MLflow client against runstream server and against mlflow server
+    "vs_mlflow_server_log_batch_speedup", "mlflow_get_history_100k_ms", "mlflow_server_get_history_100k_ms",
 }
 
 
@@ -42,6 +44,7 @@ def test_goals_are_the_issues() -> None:
         "e2e_points_per_s": (500_000, "max"), "pipeline_efficiency": (0.5, "max"), "e2e_latency_p99_s": (2, "min"),
         "leaderboard_query_ms": (100, "min"), "ui_curve_1m_points_ms": (1500, "min"),
         "ui_runs_table_1000_ms": (2000, "min"), "ui_overlay_100_runs_ms": (2000, "min"),
+        "vs_mlflow_server_log_batch_speedup": (10, "max"),
     }
 
 
@@ -88,7 +91,7 @@ def test_missed_goals_lists_goals_missed_or_unmeasured() -> None:
     doc = {k: None for k in KEYS}
     doc.update(sdk_log_ns_median=500, vs_wandb_log_speedup=150, vs_mlflow_log_speedup=4000, e2e_points_per_s=200_000,
                pipeline_efficiency=0.6, e2e_latency_p99_s=0.8, leaderboard_query_ms=None, ui_curve_1m_points_ms=900,
-               ui_runs_table_1000_ms=800, ui_overlay_100_runs_ms=1200)
+               ui_runs_table_1000_ms=800, ui_overlay_100_runs_ms=1200, vs_mlflow_server_log_batch_speedup=12)
     assert missed_goals(doc) == ["e2e_points_per_s", "leaderboard_query_ms"]
 
 
@@ -136,6 +139,7 @@ def test_markdown_explains_each_missed_goal_with_its_profile() -> None:
 def test_markdown_without_missed_goals_has_no_missed_section() -> None:
     summaries = {k: summarize([1.0]) for k in KEYS}
     for key, value in (("vs_wandb_log_speedup", 100.0), ("vs_mlflow_log_speedup", 1000.0),
-                       ("e2e_points_per_s", 600_000.0), ("pipeline_efficiency", 0.9)):
+                       ("e2e_points_per_s", 600_000.0), ("pipeline_efficiency", 0.9),
+                       ("vs_mlflow_server_log_batch_speedup", 12.0)):
         summaries[key] = summarize([value])
     assert "Goals missed" not in render_markdown(_doc(summaries))

@@ -54,9 +54,11 @@ def _log_with_the_sdk(home: Path) -> dict[str, Any]:
 
     from producers import Experiment, Workspace
     from producers.log_handler import RunLogHandler
+    from schemas.settings import WorkspaceSettings
 
     ids: dict[str, Any] = {"children": {}}
-    with Workspace(home=str(home)) as ws:
+    # The embedded home only, whatever RUNSTREAM_* `make test` exports for the stack.
+    with Workspace(settings=WorkspaceSettings.resolve({"home": str(home)}, env={})) as ws:
         with Experiment(ws, "ui-kinds").start_logging(display_name="every kind", tags={"team": "vision"},
                                                       properties={"optimizer": "adam"}) as run:
             ids["kinds"] = run.id

@@ -32,8 +32,10 @@ def _until(check: Any, timeout_s: float = 60.0) -> Any:
 
 def test_embedded_server_shows_a_running_run_live(tmp_path: Path) -> None:
     from producers import Experiment, Workspace
+    from schemas.settings import WorkspaceSettings
 
-    with runstream_server(tmp_path) as base, Workspace(home=str(tmp_path)) as ws:
+    embedded = WorkspaceSettings.resolve({"home": str(tmp_path)}, env={})  # not the stack `make test` exports
+    with runstream_server(tmp_path) as base, Workspace(settings=embedded) as ws:
         run = Experiment(ws, "live").start_logging(display_name="still training")
         for step in range(100):
             run.log("loss", 1.0 / (step + 1))

@@ -20,14 +20,14 @@ from schemas.settings import (
 )
 
 ENVIRONMENT = {"RUNSTREAM_KAFKA": "k1:9092,k2:9092", "RUNSTREAM_CLICKHOUSE": "clickhouse://ch:9000/db",
-               "RUNSTREAM_HOME": "/data/rs", "RUNSTREAM_TOPIC": "events.x", "RUNSTREAM_SERVER": "http://ui:5000"}
+               "RUNSTREAM_HOME": "/data/rs", "RUNSTREAM_TOPIC": "events.x", "RUNSTREAM_SERVER": "http://mlflow:5000"}
 
 
 @pytest.mark.parametrize("cls", [Settings, WorkspaceSettings, IngestSettings, ExporterSettings])
 def test_every_process_reads_the_same_variables(cls: type[Settings]) -> None:
     s = cls.resolve(env=ENVIRONMENT)
-    assert (s.kafka, s.clickhouse, s.home, s.topic, s.server) == ("k1:9092,k2:9092", "clickhouse://ch:9000/db",
-                                                                 Path("/data/rs"), "events.x", "http://ui:5000")
+    assert (s.kafka, s.clickhouse, s.home, s.topic, s.server) == (
+        "k1:9092,k2:9092", "clickhouse://ch:9000/db", Path("/data/rs"), "events.x", "http://mlflow:5000")
     assert set(ENV.values()) == set(ENVIRONMENT)
 
 
