@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -301,6 +302,62 @@ def test_upload_file_from_path_and_streams(tmp_path: Path, clock: object) -> Non
     assert _file(transport, "outputs/empty") == b""
     types = {c.path: c.content_type for c in transport.events(FileChunk)}
     assert types["outputs/notes.txt"] == "text/plain" and types["outputs/model.bin"] == "application/octet-stream"
+    ws.close()
+
+
+def test_upload_file_reads_and_hashes_off_the_callers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12, item 1: hashing a large file on the caller's thread stalls training for as long as it takes.
+    real_sha256 = hashlib.sha256
+    hashing_threads: set[str] = set()
+
+    class _Recording:
+        def __init__(self) -> None:
+            self._digest = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashing_threads.add(threading.current_thread().name)
+            self._digest.update(data)
+
+        def hexdigest(self) -> str:
+            return self._digest.hexdigest()
+
+    monkeypatch.setattr("producers.files.hashlib.sha256", _Recording)
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False, file_chunk_bytes=1000)
+    run = Experiment(ws, "e").start_logging()
+    payload = os.urandom(5000)
+    (tmp_path / "model.bin").write_bytes(payload)
+    run.upload_file("outputs/model.bin", tmp_path / "model.bin")
+    run.upload_file("outputs/stream.bin", io.BytesIO(payload))
+    run.complete()  # the final status waits for the run's uploads
+    monkeypatch.undo()
+    assert hashing_threads and threading.current_thread().name not in hashing_threads
+    assert _file(transport, "outputs/model.bin") == payload and _file(transport, "outputs/stream.bin") == payload
+    kinds = [type(event).__name__ for event in transport.events()]
+    assert kinds[-1] == "RunStatusChanged" and "FileChunk" not in kinds[kinds.index("RunStatusChanged"):]
+    ws.close()
+
+
+def test_a_file_that_grows_past_the_limit_before_it_is_read_is_not_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False,
+                   limits=RunLimits(max_file_bytes=5))
+    run = Experiment(ws, "e").start_logging()
+    target = tmp_path / "growing"
+    target.write_bytes(b"12345")
+    opened = threading.Event()
+
+    def grow() -> None:  # queued first, so it runs after the call opened the file and before the upload reads it
+        opened.wait(5)
+        target.write_bytes(b"123456")
+
+    ws.emitter.uploads.submit("other", grow)
+    run.upload_file("outputs/growing", target)
+    opened.set()
+    ws.flush()
+    assert transport.events(FileChunk) == []
+    assert "grew past the file limit" in caplog.text
     ws.close()
 
 
