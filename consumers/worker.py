@@ -97,7 +97,10 @@ class Worker:
         self._polled_bytes = 0
         self._messages: list[RawMessage] = []  # of the current batch; row owners index into it
         self._strikes: dict[str, int] = {}  # table -> consecutive non-retriable failures
-        self._isolated: set[tuple[str, int]] = set()  # (table, owner) written or dead-lettered one by one
+        self._isolated: set[tuple[str, int]] = set()  # (table, owner) written, or refused (in _refused)
+        self._refused: list[DeadLetter] = []  # messages the server refused, one by one, in this batch
+        self._refused_sent = 0  # of _refused, how many are in the dead letters
+        self._refused_recorded = 0  # ... and how many are in rejected_events
         self._written: set[str] = set()  # tables of the current batch already accepted
         self._letters_sent = False
         self._first_buffered: float | None = None
@@ -332,9 +335,12 @@ class Worker:
 
     def _isolate(self, table: str, columns: Mapping[str, Sequence[Any]], first: StoreError) -> None:
         """The server keeps refusing ``table``'s rows as invalid: write them message by message and
-        dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition."""
+        dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition.
+
+        A refused message counts as handled only once its dead letter is sent: until then it waits in
+        ``_refused``, which survives the retries of a failed send or of a later message's write.
+        """
         log.error("ClickHouse refuses %s rows as invalid (%s); writing them message by message", table, first)
-        refused: list[DeadLetter] = []
         for owner, start, end in self._buffer.owner_ranges(table):
             if (table, owner) in self._isolated:
                 continue
@@ -347,23 +353,41 @@ class Worker:
                 message = self._messages[owner]
                 log.error("dead-lettering %s@%d: ClickHouse refuses its %s rows: %s", message.source,
                           message.offset, table, exc)
-                refused.append(DeadLetter(message, "sink_rejected", f"{table}: {exc}"[:500], WHOLE_EVENT))
+                self._refused.append(DeadLetter(message, "sink_rejected", f"{table}: {exc}"[:500], WHOLE_EVENT))
             self._isolated.add((table, owner))
-        if refused:
-            self.dead_letters.send(refused)
-            now_ms = int(self._clock() * 1000)
-            for letter in refused:
+        self._send_refused()
+
+    def _send_refused(self) -> None:
+        """Dead-letter the refused messages not sent yet, then record them in ``rejected_events``.
+
+        Raises (and the batch is retried) until the dead letters are sent; the
+        ``rejected_events`` rows are retried while the failure is retriable.
+        """
+        unsent = self._refused[self._refused_sent:]
+        if unsent:
+            self.dead_letters.send(unsent)
+            self._refused_sent = len(self._refused)
+            for _ in unsent:
                 self.metrics.dlq_messages.labels("sink_rejected").inc()
                 self.metrics.events_rejected.labels("sink_rejected").inc()
-                m = letter.message
-                try:  # best effort: tell readers why; the dead letter already holds the bytes
-                    self.sink.write("rejected_events", {
-                        "run_id": [_key_text(m)], "experiment": [""], "reason": ["sink_rejected"],
-                        "detail": [letter.detail], "event_type": [""], "source": [m.source],
-                        "source_offset": [m.offset], "item": [WHOLE_EVENT], "created_ms": [m.timestamp_ms],
-                        "rejected_ms": [now_ms]})
-                except StoreError:
-                    log.warning("could not record the sink rejection of %s@%d", m.source, m.offset)
+        unrecorded = self._refused[self._refused_recorded:]
+        if not unrecorded:
+            return
+        now_ms = int(self._clock() * 1000)
+        messages = [letter.message for letter in unrecorded]
+        try:
+            self.sink.write("rejected_events", {
+                "run_id": [_key_text(m) for m in messages], "experiment": [""] * len(messages),
+                "reason": ["sink_rejected"] * len(messages), "detail": [letter.detail for letter in unrecorded],
+                "event_type": [""] * len(messages), "source": [m.source for m in messages],
+                "source_offset": [m.offset for m in messages], "item": [WHOLE_EVENT] * len(messages),
+                "created_ms": [m.timestamp_ms for m in messages], "rejected_ms": [now_ms] * len(messages)})
+        except StoreError as exc:
+            if getattr(exc, "retriable", True):
+                raise
+            # The dead letters hold the bytes and the reason; a row the server refuses cannot be forced in.
+            log.warning("could not record %d sink rejections in rejected_events: %s", len(messages), exc)
+        self._refused_recorded = len(self._refused)
 
     def flush(self, deadline: float | None = None) -> bool:
         """Write the batch and commit the source; True on success (also when there was nothing to do).
@@ -412,6 +436,9 @@ class Worker:
         self._messages.clear()
         self._strikes.clear()
         self._isolated.clear()
+        self._refused.clear()
+        self._refused_sent = 0
+        self._refused_recorded = 0
         self._first_buffered = None
 
     def _discard(self) -> None:

@@ -278,6 +278,58 @@ def test_rows_the_server_refuses_as_invalid_are_isolated_and_dead_lettered():
     assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
 
 
+class _PickySink(InMemorySink):
+    """Refuses, as invalid, any metric_scalars batch holding the name "poison"; ``fail_step_2`` times a
+    retriable failure of a write holding step 2 (a per-message write after the poison one)."""
+
+    def __init__(self, fail_step_2: int = 0) -> None:
+        super().__init__()
+        self.fail_step_2 = fail_step_2
+
+    def write(self, table, columns):
+        from consumers.errors import SinkError
+
+        if table == "metric_scalars" and "poison" in columns["name"]:
+            err = SinkError("Code: 53. Type mismatch")
+            err.retriable = False
+            raise err
+        if table == "metric_scalars" and self.fail_step_2 and list(columns["step"]) == [2, 3]:
+            self.fail_step_2 -= 1
+            raise SinkError("Code: 210. Connection refused")
+        super().write(table, columns)
+
+
+class _FlakyDeadLetters(MemoryDeadLetters):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, letters):
+        from consumers.errors import SinkError
+
+        if self.failures:
+            self.failures -= 1
+            raise SinkError("dead-letter topic unreachable")
+        super().send(letters)
+
+
+@pytest.mark.parametrize("case", ["dead_letters_fail_once", "later_message_write_fails_once"])
+def test_a_refused_message_is_never_committed_without_its_dead_letter(case):
+    # Issue 12, item 2: the refused message used to be marked handled before its dead letter was sent, so a
+    # failed send (or a retriable failure of a later per-message write) committed it with no trace at all.
+    sink = _PickySink(fail_step_2=1 if case == "later_message_write_fails_once" else 0)
+    msgs = [f.message(f.scalars("r", names=["ok"], points=2)), f.message(f.scalars("r", names=["poison"])),
+            f.message(f.scalars("r", names=["ok"], points=2, start_step=2))]
+    worker, clock, registry = make(msgs, sink=sink)
+    worker.dead_letters = _FlakyDeadLetters(1 if case == "dead_letters_fail_once" else 0)
+    pump(worker, clock)
+    assert worker.source.committed == 3
+    assert [(l.reason, l.message) for l in worker.dead_letters.letters] == [("sink_rejected", msgs[1])]
+    assert [r["reason"] for r in sink.rows("rejected_events")] == ["sink_rejected"]
+    assert sorted(r["step"] for r in sink.rows("metric_scalars")) == [0, 1, 2, 3]
+    assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
+
+
 _VALID = [encode(e) for e in (f.scalars("r", points=3, text={1: "t"}), f.table("r"), f.row("r", x=1, y="s"),
                                f.started("r"), f.logs("r"), f.chunk("r"), f.image("r"), f.list_logged("r"))]
 
