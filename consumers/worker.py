@@ -20,9 +20,13 @@ If the server keeps refusing a table's rows as invalid (a non-retriable error,
 messages it refuses are dead-lettered (``sink_rejected``): no message can stall a
 partition.
 
-A rebalance (Kafka) flushes and commits before the partitions go; if the sink
-cannot take the batch in time, the batch is dropped uncommitted and the next
-owner reads it again. Shutdown (:meth:`Worker.stop`) flushes and commits within
+A rebalance (Kafka): the source calls :meth:`Worker.on_revoke` on this
+thread, before the member rejoins (see :class:`~consumers.source.KafkaSource`).
+The worker flushes and commits within its rebalance budget (below the session
+timeout); if the sink cannot take the batch in time, the batch is dropped
+uncommitted and read again by whoever owns each partition next — it may read
+again what was already written (the rows collapse), never skip what was not.
+Shutdown (:meth:`Worker.stop`) flushes and commits within
 ``shutdown_timeout_s``, or exits without committing.
 """
 
@@ -108,6 +112,10 @@ class Worker:
         self._stop_deadline = float("inf")
         self._flushing = False
         self._abandon = False
+        self._abandon_at = float("inf")  # a rebalance waits: the current flush must end by then
+        self._revoked = False  # a rebalance was announced during the current flush
+        # Time a flush may take while a rebalance waits for this member: below the session timeout.
+        self._rebalance_budget_s = min(config.rebalance_flush_timeout_s, config.session_timeout_ms / 2000)
         self._paused = False
         self._active: dict[str, int] = {}  # run id -> created_ms of its latest event (not ended)
         self.committed_messages = 0
@@ -298,6 +306,8 @@ class Worker:
             limit = deadline if deadline is not None else float("inf")
             if self._stop.is_set():
                 limit = min(limit, self._stop_deadline)
+            if self._monotonic() + delay > self._abandon_at:
+                self._abandon = True  # a rebalance waits for this member: drop the batch, it is read again
             if self._abandon or self._monotonic() + delay > limit:
                 return False
             self._stop.wait(delay) if not self._stop.is_set() else time.sleep(min(delay, 0.2))
@@ -419,6 +429,8 @@ class Worker:
             log.warning("%s", exc)
         self.committed_messages += self._polled
         self._reset_batch()
+        if self._revoked:
+            self._forget_runs()
         self.limiter.trim()
         self._update_active()
         backlog = self.source.backlog_bytes()
@@ -436,6 +448,7 @@ class Worker:
         self._messages.clear()
         self._strikes.clear()
         self._isolated.clear()
+        self._abandon_at = float("inf")
         self._refused.clear()
         self._refused_sent = 0
         self._refused_recorded = 0
@@ -445,6 +458,7 @@ class Worker:
         log.warning("dropping an unwritten batch of %d rows; its messages will be read again", self._buffer.rows)
         self._reset_batch()
         self._abandon = False
+        self._revoked = False
         self.limiter.forget_all()
         self.source.rewind()
         if self._paused:
@@ -452,15 +466,21 @@ class Worker:
             self._paused = False
 
     def on_revoke(self) -> None:
-        """Kafka rebalance callback: flush and commit before the partitions go (bounded)."""
+        """Kafka rebalance, called by the source on this thread: flush and commit within the rebalance
+        budget (or drop the batch), then forget per-run state, as other workers may own these runs next."""
         if self._flushing:
-            self._abandon = True  # the retry loop drops the batch when it sees this
-            self.limiter.forget_all()
+            # Asked from inside our own flush (the source's idle): it ends within the budget.
+            self._abandon_at = min(self._abandon_at, self._monotonic() + self._rebalance_budget_s)
+            self._revoked = True
             return
         if self._polled:
-            deadline = self._monotonic() + self.config.rebalance_flush_timeout_s
+            deadline = self._monotonic() + self._rebalance_budget_s
             if not self.flush(deadline=deadline):
                 self._discard()
+        self._forget_runs()
+
+    def _forget_runs(self) -> None:
         # Another worker may own these runs next: rebuild their counters from ClickHouse.
+        self._revoked = False
         self.limiter.forget_all()
         self._active.clear()

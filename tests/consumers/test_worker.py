@@ -208,6 +208,26 @@ def test_rebalance_with_sink_down_drops_the_batch_for_the_next_owner():
     assert not worker.source.paused
 
 
+def test_a_rebalance_announced_during_a_flush_ends_it_within_the_budget():
+    # The source's idle() is where a pending rebalance is noticed while the worker retries a write.
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink, session_timeout_ms=10_000)
+    source = worker.source
+    calls = []
+
+    def idle():
+        calls.append(clock.t)
+        clock.t += 1.0
+        worker.on_revoke()
+
+    source.idle = idle
+    worker.step()
+    sink.down = True
+    assert worker.flush() is False  # without a deadline it would retry for ever
+    assert worker.buffered_rows == 0 and source.position == 0 and source.committed == 0
+    assert calls[-1] - calls[0] <= 5.0  # half the session timeout, although rebalance_flush_timeout_s is 20
+
+
 def test_counter_store_down_blocks_processing_until_it_answers():
     worker, clock, _ = make([f.message(f.scalars("r"))])
     worker.limiter._loader.down = True
