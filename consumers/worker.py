@@ -222,6 +222,8 @@ class Worker:
         for message, event in decoded:
             self._buffer.owner = owners[id(message)]
             self.metrics.events_consumed.labels(event.EVENT_TYPE).inc()
+            if not self.limiter.first_time(event):
+                continue  # re-delivered: stored or dead-lettered already (writer_progress); count nothing twice
             try:
                 check_key(message, event)
                 checked = validate(event, self.limiter.limits)

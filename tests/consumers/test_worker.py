@@ -171,12 +171,44 @@ def test_writer_progress_covers_rejected_events_too():
     assert max(p["seq"] for p in progress if p["run_id"] == "r") == 2
 
 
-def test_redelivery_produces_identical_keys():
+def test_a_redelivery_after_a_crash_produces_identical_keys():
+    from consumers.errors import SinkError
+
+    class DiesBeforeProgress(InMemorySink):
+        def write(self, table, columns):
+            if table == "writer_progress":
+                raise SinkError("the worker was killed here")
+            super().write(table, columns)
+
     event = f.scalars("r", names=["a", "b"], points=3)
-    worker, clock, _ = make([f.message(event), f.message(event)])
+    sink = DiesBeforeProgress()
+    first, _, _ = make([f.message(event)], sink=sink)
+    first.step()
+    with pytest.raises(SinkError):
+        first._write_batch()  # the points are in, writer_progress is not: nothing says they were handled
+    sink.__class__ = InMemorySink
+    second, clock, _ = make([f.message(event)], sink=sink)
+    pump(second, clock)
+    keys = [(r["writer_id"], r["seq"], r["idx"]) for r in sink.rows("metric_scalars")]
+    assert len(keys) == 12 and len(set(keys)) == 6  # written twice, identical keys: they collapse
+
+
+def test_a_message_already_handled_is_skipped_not_counted_again():
+    # Issue 12, item 4: by identity (writer, seq): a copy at or below the writer's progress is a re-delivery.
+    event = f.scalars("r", names=["a"], points=3)
+    worker, clock, _ = make([f.message(event), f.message(event)], limits=RunLimits(max_rows_per_metric=4))
     pump(worker, clock)
-    keys = [(r["writer_id"], r["seq"], r["idx"]) for r in worker.sink.rows("metric_scalars")]
-    assert len(keys) == 12 and len(set(keys)) == 6
+    assert len(worker.sink.rows("metric_scalars")) == 3 and worker.sink.rows("rejected_events") == []
+    assert worker.source.committed == 2
+    from consumers.limits import RunCounters
+
+    stored = RunCounters(names={"a": "scalar"}, rows={"a": 3}, progress={"w1": event.seq})
+    again, clock, _ = make([f.message(event), f.message(f.scalars("r", names=["a"], points=2))],
+                           limits=RunLimits(max_rows_per_metric=4))
+    again.limiter._loader.counters["r"] = stored
+    pump(again, clock)
+    assert [r["step"] for r in again.sink.rows("metric_scalars")] == [0]  # the new batch's first point fits
+    assert [r["reason"] for r in again.sink.rows("rejected_events")] == ["too_many_rows"]
 
 
 def test_metrics_are_reported():
