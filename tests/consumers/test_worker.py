@@ -220,7 +220,9 @@ def test_metrics_are_reported():
     assert registry.get_sample_value("runstream_active_runs") is not None
 
 
-def test_rebalance_flushes_and_commits_before_revocation():
+def test_on_revoke_flushes_and_commits():
+    # The worker's half only; rebalances themselves are tested against the real broker with a second
+    # group member in tests/integration/test_kafka_source.py.
     worker, clock, _ = make([f.message(f.scalars())])
     worker.step()
     assert worker.source.committed == 0
@@ -229,7 +231,7 @@ def test_rebalance_flushes_and_commits_before_revocation():
     assert len(worker.sink.rows("metric_scalars")) == 3
 
 
-def test_rebalance_with_sink_down_drops_the_batch_for_the_next_owner():
+def test_on_revoke_with_the_sink_down_drops_the_batch_for_the_next_owner():
     sink = InMemorySink()
     worker, clock, _ = make([f.message(f.scalars())], sink=sink, rebalance_flush_timeout_s=0.01)
     worker._monotonic = __import__("time").monotonic
