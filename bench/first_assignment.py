@@ -52,7 +52,7 @@ class _Worker:
         self.spawned_at = time.time()
         with open(log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "consumers.cli", "ingest", "--kafka", stack.kafka,
+                [sys.executable, "-m", "runstream", "ingest", "--kafka", stack.kafka,
                  "--clickhouse", stack.url(database), "--topic", topic, "--group", topic,
                  "--dlq-topic", topic + ".dlq", "--home", str(log_path.with_suffix("")), "--metrics-port", "0"],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

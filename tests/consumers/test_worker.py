@@ -172,19 +172,19 @@ def test_writer_progress_covers_rejected_events_too():
 
 
 def test_a_redelivery_after_a_crash_produces_identical_keys():
-    from consumers.errors import SinkError
+    from store.errors import StoreError
 
     class DiesBeforeProgress(InMemorySink):
         def write(self, table, columns):
             if table == "writer_progress":
-                raise SinkError("the worker was killed here")
+                raise sink_error("the worker was killed here", retriable=True)
             super().write(table, columns)
 
     event = f.scalars("r", names=["a", "b"], points=3)
     sink = DiesBeforeProgress()
     first, _, _ = make([f.message(event)], sink=sink)
     first.step()
-    with pytest.raises(SinkError):
+    with pytest.raises(StoreError):
         first._write_batch()  # the points are in, writer_progress is not: nothing says they were handled
     sink.__class__ = InMemorySink
     second, clock, _ = make([f.message(event)], sink=sink)
@@ -341,15 +341,11 @@ class _PickySink(InMemorySink):
         self.fail_step_2 = fail_step_2
 
     def write(self, table, columns):
-        from consumers.errors import SinkError
-
         if table == "metric_scalars" and "poison" in columns["name"]:
-            err = SinkError("Code: 53. Type mismatch")
-            err.retriable = False
-            raise err
+            raise sink_error("Code: 53. Type mismatch", retriable=False)
         if table == "metric_scalars" and self.fail_step_2 and list(columns["step"]) == [2, 3]:
             self.fail_step_2 -= 1
-            raise SinkError("Code: 210. Connection refused")
+            raise sink_error("Code: 210. Connection refused", retriable=True)
         super().write(table, columns)
 
 
@@ -359,11 +355,11 @@ class _FlakyDeadLetters(MemoryDeadLetters):
         self.failures = failures
 
     def send(self, letters):
-        from consumers.errors import SinkError
+        from consumers.errors import DeadLetterError
 
         if self.failures:
             self.failures -= 1
-            raise SinkError("dead-letter topic unreachable")
+            raise DeadLetterError("dead-letter topic unreachable")
         super().send(letters)
 
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from consumers.config import IngestConfig
 from consumers.limits import RunLimiter
 from consumers.source import KafkaSource
 from consumers.testing import FixedCounterLoader, InMemorySink, MemoryDeadLetters, create_topic, produce, wait_until
 from consumers.worker import Worker
 from schemas import RunLimits, ScalarBatch, decode, encode
+from schemas.settings import IngestSettings
 
 
 @contextlib.contextmanager
@@ -84,7 +84,7 @@ def _event_messages(count: int) -> list[tuple[bytes, bytes]]:
 
 def _worker(bootstrap: str, topic: str, sink: InMemorySink) -> tuple[Worker, list[str]]:
     """A real Worker on a real KafkaSource; the list records the thread of every on_revoke call."""
-    config = IngestConfig(kafka=bootstrap, topic=topic, group=topic, metrics_port=None, flush_interval_s=3600,
+    config = IngestSettings(kafka=bootstrap, topic=topic, group=topic, metrics_port=None, flush_interval_s=3600,
                           flush_rows=1_000_000, retry_initial_s=0.05, retry_max_s=0.2)
     threads: list[str] = []
     box: list[Worker] = []
