@@ -198,13 +198,12 @@ class KafkaSource:
             log.debug("need_rejoin() unavailable", exc_info=True)
             return False
 
+    _HOLDING_POLL_S = 0.05
+
     def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
         if self._handed_from and self._rebalance_pending():
             self._on_revoke()  # the worker settles its batch here, on its own thread, before the join
-        try:
-            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except Exception as exc:
-            raise SourceError(f"Kafka poll failed: {exc}") from exc
+        batches = self._consumer_poll(max_records, timeout_s)
         if self._moved_during_poll:
             self._moved_during_poll = False
             self._on_revoke()
@@ -223,6 +222,34 @@ class KafkaSource:
             self._positions[tp] = records[-1].offset + 1
             self._handed_from.setdefault(tp, records[0].offset)
         return out
+
+    def _consumer_poll(self, max_records: int, timeout_s: float) -> Any:
+        """``consumer.poll``; while a batch is handed out, in short calls with the rejoin checked between.
+
+        ``consumer.poll`` joins a pending rebalance as soon as a heartbeat
+        answer announces it. A worker holding an uncommitted batch spends
+        its waits outside it, so the announcement is seen by the check in
+        :meth:`poll` and the batch is settled before the join.
+        """
+        if not self._handed_from:
+            return self._poll_once(max_records, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            batches = self._poll_once(max_records, 0.0)
+            remaining = deadline - time.monotonic()
+            if batches or remaining <= 0 or self._moved_during_poll:
+                return batches
+            if self._rebalance_pending():
+                self._on_revoke()
+                if not self._handed_from:
+                    return self._poll_once(max_records, remaining)
+            time.sleep(min(self._HOLDING_POLL_S, remaining))
+
+    def _poll_once(self, max_records: int, timeout_s: float) -> Any:
+        try:
+            return self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            raise SourceError(f"Kafka poll failed: {exc}") from exc
 
     def commit(self) -> None:
         if not self._positions:
