@@ -114,8 +114,8 @@ class Worker:
         self._abandon = False
         self._abandon_at = float("inf")  # a rebalance waits: the current flush must end by then
         self._revoked = False  # a rebalance was announced during the current flush
-        # Time a flush may take while a rebalance waits for this member: below the session timeout.
-        self._rebalance_budget_s = min(config.rebalance_flush_timeout_s, config.session_timeout_ms / 2000)
+        # Time a flush may take while a rebalance waits for this member (below the session timeout).
+        self._rebalance_budget_s = config.rebalance_flush_timeout_s
         self._paused = False
         self._active: dict[str, int] = {}  # run id -> created_ms of its latest event (not ended)
         self.committed_messages = 0
