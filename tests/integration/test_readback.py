@@ -9,8 +9,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import pytest
+from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException as ServerError
 
 import schemas
 from consumers.testing import create_topic, produce, wait_until
@@ -309,3 +312,51 @@ def test_kafka_mode_without_ingest_names_the_missing_command(kafka_bootstrap, cl
         client = Client.from_url(clickhouse_url.rsplit("/", 1)[0] + "/default")
         client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
         client.disconnect()
+
+
+READ_ONLY_USER = "runstream_reader"
+"""deploy/local/clickhouse/users.xml: profile readonly=1 (no INSERT, no DDL, no SET)."""
+
+
+def test_every_read_works_through_a_read_only_user(kafka_bootstrap, clickhouse_url, unique_name, tmp_path):
+    # Issue 12, item 5: the read path ran migrate() (CREATE DATABASE IF NOT EXISTS ...) on its first read,
+    # which a read-only user may not do. Readers never run DDL.
+    server = urlsplit(clickhouse_url)
+    writer_url = f"{server.scheme}://{server.netloc}/{unique_name}"
+    reader_url = f"{server.scheme}://{READ_ONLY_USER}@{server.hostname}:{server.port}/{unique_name}"
+    admin = Client.from_url(f"{server.scheme}://{server.netloc}/default")
+    read_only = Client.from_url(f"{server.scheme}://{READ_ONLY_USER}@{server.hostname}:{server.port}/default")
+    try:
+        with pytest.raises(ServerError, match="readonly"):  # the user really cannot write
+            read_only.execute(f"CREATE DATABASE `{unique_name}_x`")
+        settings = WorkspaceSettings(home=tmp_path / "reader", kafka=kafka_bootstrap, clickhouse=reader_url,
+                                     visible_timeout_s=90)
+        reader = open_reader(settings)
+        # Before ingest created anything: nothing to read, and the reader created nothing.
+        assert reader.get_runs("readback") == []
+        with pytest.raises(RunNotFound):
+            reader.get_run("readback", "run_ro")
+        assert admin.execute("SELECT count() FROM system.databases WHERE name = %(db)s", {"db": unique_name}) == [(0,)]
+        create_topic(kafka_bootstrap, unique_name, 2)
+        log = _complete_run("run_ro")
+        produce(kafka_bootstrap, unique_name, [(e.run_id.encode(), schemas.encode(e)) for e in log.events])
+        worker = IngestProcess(["--kafka", kafka_bootstrap, "--clickhouse", writer_url, "--topic", unique_name,
+                                "--group", unique_name, "--dlq-topic", unique_name + ".dlq", "--flush-interval",
+                                "0.1", "--home", str(tmp_path / "ingest")], tmp_path / "worker.log").start()
+        try:
+            reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+            assert reader.get_metrics(log.run_id)["loss"] == [1.0, 0.5, 0.25]
+            assert reader.get_tags(log.run_id) == {"team": "nlp", "flag": "", "stage": "ft"}
+            assert reader.get_details(log.run_id)["status"] == "Completed"
+            assert reader.get_file_names(log.run_id) == ["images/roc/1.png", "outputs/model.bin"]
+            assert Path(reader.download_file(log.run_id, "outputs/model.bin", tmp_path / "m.bin")).read_bytes() == BLOB
+            assert [line.message for line in reader.get_logs(log.run_id)] == ["epoch 1", "bad"]
+            assert [r.run_id for r in reader.get_runs("readback")] == ["run_ro"]
+            reader.wait_settled(log.run_id)
+            assert worker.stop() == 0, worker.output()
+        finally:
+            worker.kill()
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+        admin.disconnect()
+        read_only.disconnect()
