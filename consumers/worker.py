@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.backoff import Backoff
 from schemas.errors import DecodeError
-from schemas.records import FINAL_STATUSES, Event, RunStatusChanged
+from schemas.records import FINAL_STATUSES, Event, Heartbeat, RunStarted, RunStatusChanged
 from schemas.settings import IngestSettings
 from store.errors import StoreError
 
@@ -267,7 +267,9 @@ class Worker:
     def _track(self, event: Event) -> None:
         if isinstance(event, RunStatusChanged) and event.status in FINAL_STATUSES:
             self._active.pop(event.run_id, None)
-        else:
+        elif isinstance(event, (RunStarted, Heartbeat)):
+            # Only the run's own process says it is alive: an ended run takes tags and metrics from
+            # anywhere, and those must not count it as active again.
             self._active[event.run_id] = max(event.created_ms, self._active.get(event.run_id, 0))
 
     def _update_active(self) -> None:

@@ -305,7 +305,7 @@ class Emitter:
 
     def enqueue(self, st: RunState, cls: type[Event], fields: dict[str, Any], *, size: int = _EVENT_OVERHEAD,
                 prepare: Callable[[], str | None] | None = None, end: str | None = None,
-                block: bool = False) -> None:
+                block: bool = False, ended_ok: bool = False) -> None:
         """Queue one event for ``st`` after everything logged before it.
 
         ``prepare`` runs under the lock once there is room, just before the
@@ -314,19 +314,21 @@ class Emitter:
         return a warning to log. ``end`` (a final status) marks the run
         inactive atomically with the event. ``block`` waits for room even with
         ``on_buffer_full="raise"`` (file chunks: a half-sent upload is worse).
+        ``ended_ok`` lets the event reach a run that has ended (metrics, tags,
+        properties, files: as in Azure ML and MLflow, an ended run takes them).
         """
-        self.enqueue_many(st, [(cls, fields, size)], prepare=prepare, end=end, block=block)
+        self.enqueue_many(st, [(cls, fields, size)], prepare=prepare, end=end, block=block, ended_ok=ended_ok)
 
     def enqueue_many(self, st: RunState, events: list[tuple[type[Event], dict[str, Any], int]], *,
                      prepare: Callable[[], str | None] | None = None, end: str | None = None,
-                     block: bool = False) -> None:
+                     block: bool = False, ended_ok: bool = False) -> None:
         """Queue several events for ``st`` back to back (nothing of another call between them)."""
         created_ms = int(self.clock() * 1000)
         total = sum(size for _, _, size in events)
         warn = None
         with self._lock:
             while True:
-                self._check_active_locked(st)
+                self._check_active_locked(st, ended_ok=ended_ok and end is None)
                 if not self._wait_for_room_locked(st, total, block=block):
                     break
             if prepare is not None:
@@ -445,9 +447,9 @@ class Emitter:
 
     # -- caller-side slow paths (under the lock) -------------------------------
 
-    def _check_active_locked(self, st: RunState) -> None:
-        if not st.active:
-            raise RunNotActive(f"run {st.run_id} is {st.status}; it takes no more events")
+    def _check_active_locked(self, st: RunState, *, ended_ok: bool = False) -> None:
+        if not st.active and not ended_ok:
+            raise RunNotActive(f"run {st.run_id} is {st.status}; it takes no more events of this kind")
         if self._closed:
             raise RunNotActive(f"run {st.run_id}: the workspace was closed")
 
@@ -462,7 +464,7 @@ class Emitter:
         warn: str | None = None
         with self._lock:
             while True:
-                self._check_active_locked(st)
+                self._check_active_locked(st, ended_ok=True)  # an ended run takes metrics
                 seg = st.seg
                 if seg is not None and len(seg.idx) < seg.cap:
                     break

@@ -153,6 +153,12 @@ class Run:
     through ``producers.reading``; a run this process has open is used
     directly). New runs come from ``experiment.start_logging()``,
     ``run.child_run()`` and ``Run.get_context()``.
+
+    An ended run (Completed, Failed, Canceled) still takes data, from any
+    process, at any time, as in Azure ML and MLflow: metrics of every kind,
+    tags, properties and files; its status stays. Only its lifecycle is
+    closed: ``complete``/``fail``/``cancel`` again, ``child_run`` and
+    captured output (``log_lines``) raise :class:`RunNotActive`.
     """
 
     def __init__(self, experiment: Experiment, run_id: str) -> None:
@@ -407,7 +413,8 @@ class Run:
     def _enqueue_metric(self, name: str, kind: str, rows: int, events: list[tuple[type, dict[str, Any], int]]) -> None:
         st = self._st
         emitter = st.emitter
-        emitter.enqueue_many(st, events, prepare=lambda: emitter.register_metric_locked(st, name, kind, rows))
+        emitter.enqueue_many(st, events, prepare=lambda: emitter.register_metric_locked(st, name, kind, rows),
+                             ended_ok=True)
 
     def _description(self, description: Any) -> str:
         if description is None:
@@ -438,9 +445,8 @@ class Run:
         caller's); hashed and queued on the SDK's upload thread, so a large
         file never holds up training. The run's end, ``flush`` and exit wait
         for it. A file that grows past the limit meanwhile is not sent, with
-        a warning.
+        a warning. An ended run takes files too.
         """
-        self._check_active()
         settings = self._experiment.workspace.settings
         upload = open_upload(name, path_or_stream, max_bytes=settings.limits.max_file_bytes,
                              chunk_bytes=settings.file_chunk_bytes)
@@ -449,7 +455,6 @@ class Run:
 
     def upload_folder(self, name: str, path: str | os.PathLike[str]) -> None:
         """Upload every file under folder ``path`` as ``name/<relative path>``; all are checked first."""
-        self._check_active()
         prefix = check_artifact_path(name)
         settings = self._experiment.workspace.settings
         files = folder_files(path)
@@ -485,7 +490,7 @@ class Run:
             st.tags.update(values)
 
         size = sum(len(k) + len(v or "") for k, v in values.items())
-        st.emitter.enqueue(st, TagsSet, {"tags": values}, size=size, prepare=prepare)
+        st.emitter.enqueue(st, TagsSet, {"tags": values}, size=size, prepare=prepare, ended_ok=True)
 
     def add_properties(self, properties: Mapping[str, str]) -> None:
         """Add properties; like Azure ML's they are immutable: a key keeps its first value."""
@@ -507,7 +512,7 @@ class Run:
             st.properties.update({k: v for k, v in values.items() if v is not None})
 
         size = sum(len(k) + len(v or "") for k, v in values.items())
-        st.emitter.enqueue(st, PropertiesSet, {"properties": values}, size=size, prepare=prepare)
+        st.emitter.enqueue(st, PropertiesSet, {"properties": values}, size=size, prepare=prepare, ended_ok=True)
 
     def get_tags(self) -> Any:
         """The run's tags, read back."""
@@ -735,7 +740,7 @@ def _send_upload(st: RunState, upload: Upload) -> None:
                 {"path": upload.path, "upload_id": upload.upload_id, "chunk_index": index,
                  "chunk_count": upload.chunk_count, "total_size": upload.size, "sha256": upload.sha256,
                  "content_type": upload.content_type, "data": data},
-                size=len(data) + 256, block=True,
+                size=len(data) + 256, block=True, ended_ok=True,
             )
     except (InvalidLogCall, RunNotActive, OSError) as exc:
         _log.warning("run %s: file %s not uploaded: %s", st.run_id, upload.path, exc)

@@ -410,3 +410,15 @@ def test_no_bytes_crash_or_stall_the_worker(values):
     pump(worker, clock, rounds=3)
     assert worker.source.committed == len(msgs)
     assert "sentinel" in {r["name"] for r in worker.sink.rows("metric_scalars")}
+
+
+def test_an_ended_run_tagged_later_is_not_active_again():
+    import time
+
+    now = int(time.time() * 1000)
+    msgs = [f.message(f.started("r", created_ms=now)), f.message(f.heartbeat("r", created_ms=now)),
+            f.message(f.started("live", created_ms=now)), f.message(f.status("r", created_ms=now)),
+            f.message(f.tags("r", {"best": None}, created_ms=now)), f.message(f.scalars("r", created_ms=now))]
+    worker, clock, registry = make(msgs)
+    pump(worker, clock)
+    assert registry.get_sample_value("runstream_active_runs") == 1  # "live" only

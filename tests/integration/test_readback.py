@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -360,3 +361,54 @@ def test_every_read_works_through_a_read_only_user(kafka_bootstrap, clickhouse_u
         admin.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
         admin.disconnect()
         read_only.disconnect()
+
+
+_TAG_ENDED_RUN = """
+import sys
+from producers import Experiment, Run, Workspace
+
+kafka, clickhouse, home, topic, run_id = (a or None for a in sys.argv[1:])
+with Workspace(kafka=kafka, clickhouse=clickhouse, home=home, topic=topic, install_signal_handlers=False) as ws:
+    run = Run(Experiment(ws, "ended-runs"), run_id)
+    assert run.get_status() == "Completed", run.get_status()
+    run.tag("best")                                  # Azure ML's sample: tag a fetched, completed run
+    run.set_tags({"team": "audio"})                  # a later value wins
+    run.add_properties({"picked_by": "sweep-report"})
+    run.log("test_acc", 0.93)                        # MLflow takes metrics on a FINISHED run
+    run.log("loss", 0.1, step=2)                     # a new process starts its default steps at 0
+"""
+
+
+def test_an_ended_run_takes_tags_properties_and_metrics_from_another_process(backend, monkeypatch, tmp_path):
+    # Issue 12, item 6: Run(experiment, id).tag(...) on a completed run raised RunNotActive.
+    import subprocess
+    import sys
+
+    from producers import Experiment, Run, Workspace
+
+    for var in ("RUNSTREAM_KAFKA", "RUNSTREAM_CLICKHOUSE", "RUNSTREAM_HOME", "RUNSTREAM_TOPIC", "RUNSTREAM_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    s = backend.settings
+    with Workspace(kafka=s.kafka, clickhouse=s.clickhouse, home=s.home, topic=backend.topic,
+                   install_signal_handlers=False) as ws:
+        experiment = Experiment(ws, "ended-runs")
+        run = experiment.start_logging(tags={"team": "vision"})
+        run.log("loss", 1.0)
+        run.log("loss", 0.5)
+        run.complete()
+        assert run.get_status() == "Completed"
+    args = [s.kafka or "", s.clickhouse or "", str(s.home), backend.topic or "", run.id]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+    done = subprocess.run([sys.executable, "-c", _TAG_ENDED_RUN, *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Workspace(kafka=s.kafka, clickhouse=s.clickhouse, home=s.home, topic=backend.topic,
+                   install_signal_handlers=False) as ws:
+        again = Run(Experiment(ws, "ended-runs"), run.id)
+        wait_until(lambda: again.get_tags().get("best") is not None and "test_acc" in again.get_metrics(),
+                   timeout_s=90, what="the other process's tag and metric")
+        assert again.get_tags() == {"team": "audio", "best": ""}
+        assert again.get_properties()["picked_by"] == "sweep-report"
+        metrics = again.get_metrics()
+        assert metrics["test_acc"] == 0.93 and metrics["loss"] == [1.0, 0.5, 0.1]
+        assert again.get_status() == "Completed"  # the status stays

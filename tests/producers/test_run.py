@@ -506,19 +506,30 @@ def test_complete_fail_cancel(exp: Experiment, ws: Workspace, transport: InMemor
         exp.start_logging().fail(42)  # type: ignore[arg-type]
 
 
-def test_ended_runs_take_nothing(exp: Experiment, tmp_path: Path) -> None:
+def test_an_ended_run_takes_data_but_its_lifecycle_is_closed(exp: Experiment, transport: InMemoryTransport,
+                                                               ws: Workspace, tmp_path: Path) -> None:
+    # Issue 12, item 6: Azure ML tags a completed run (the best run of a finished sweep); MLflow takes
+    # metrics on a FINISHED run. Only the lifecycle itself is closed.
     run = exp.start_logging()
     run.log("x", 1.0)
     run.complete()
     (tmp_path / "f").write_text("x")
-    calls = [
-        lambda: run.log("x", 2.0), lambda: run.log("new", 1), lambda: run.log_list("l", [1]),
-        lambda: run.log_row("r", a=1), lambda: run.log_table("t", {"a": [1]}), lambda: run.tag("t"),
-        lambda: run.add_properties({"p": "v"}), lambda: run.upload_file("outputs/f", tmp_path / "f"),
-        run.complete, run.fail, run.cancel, lambda: run.child_run(),
-        lambda: run.log_lines([LogLine(1, "stdout", "", 20, "x")]),
-    ]
-    for call in calls:
+    run.log("x", 2.0)
+    run.log("new", 1)
+    run.log_list("l", [1])
+    run.log_row("r", a=1)
+    run.log_table("t", {"a": [1]})
+    run.tag("best")
+    run.add_properties({"p": "v"})
+    run.upload_file("outputs/f", tmp_path / "f")
+    assert ws.flush(5)
+    assert [e.tags for e in transport.events(TagsSet, run_id=run.id)] == [{"best": None}]
+    assert [e.path for e in transport.events(FileChunk, run_id=run.id)] == ["outputs/f"]
+    assert sum(len(b.values) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
+    statuses = [e.status for e in transport.events(RunStatusChanged, run_id=run.id)]
+    assert statuses == ["Completed"]  # the status stays
+    for call in (run.complete, run.fail, run.cancel, lambda: run.child_run(),
+                 lambda: run.log_lines([LogLine(1, "stdout", "", 20, "x")])):
         with pytest.raises(RunNotActive):
             call()
 
