@@ -135,7 +135,7 @@ class KafkaSource:
             session_timeout_ms=session_timeout_ms,
             # Members learn of a rebalance from a heartbeat answer: a short interval lets a new
             # worker's join complete soon (every member must rejoin first).
-            heartbeat_interval_ms=max(250, session_timeout_ms // 10),
+            heartbeat_interval_ms=max(250, session_timeout_ms // 20),
             max_poll_interval_ms=600_000,
             max_partition_fetch_bytes=2 * 1024 * 1024,
             # A group leader that assigned while its metadata lacked the topic hands out
