@@ -33,6 +33,7 @@ Shutdown (:meth:`Worker.stop`) flushes and commits within
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -314,11 +315,20 @@ class Worker:
                 self._abandon = True  # a rebalance waits for this member: drop the batch, it is read again
             if self._abandon or self._monotonic() + delay > limit:
                 return False
-            self._stop.wait(delay) if not self._stop.is_set() else time.sleep(min(delay, 0.2))
-            try:
-                self.source.idle()
-            except SourceError as exc:
-                log.debug("source idle failed: %s", exc)
+            # Wait in slices, keeping the source alive between them: a rebalance announced meanwhile is
+            # seen within a slice, not after a whole backoff (up to retry_max_s, the session timeout).
+            slices = max(1, math.ceil(delay / self._IDLE_EVERY_S))
+            for _ in range(slices):
+                self._stop.wait(delay / slices) if not self._stop.is_set() else time.sleep(min(delay / slices, 0.2))
+                try:
+                    self.source.idle()
+                except SourceError as exc:
+                    log.debug("source idle failed: %s", exc)
+                if self._abandon_at != float("inf"):
+                    break  # a rebalance waits: try once more now, then give up at its deadline
+
+    _IDLE_EVERY_S = 0.5
+    """Longest wait between two calls of the source's ``idle`` while retrying."""
 
     def _write_batch(self) -> None:
         if self._letters and not self._letters_sent:

@@ -422,3 +422,24 @@ def test_an_ended_run_tagged_later_is_not_active_again():
     worker, clock, registry = make(msgs)
     pump(worker, clock)
     assert registry.get_sample_value("runstream_active_runs") == 1  # "live" only
+
+
+def test_a_long_backoff_keeps_the_source_alive_and_notices_a_rebalance_within_a_slice():
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink)
+    worker.config = IngestSettings(retry_initial_s=2.0, retry_max_s=2.0, metrics_port=None)
+    worker._stop.wait = lambda timeout: None  # no real sleeping; count the slices instead
+    idles = []
+
+    def idle():
+        idles.append(clock.t)
+        if len(idles) == 2:
+            worker.on_revoke()  # announced during the first 2 s backoff
+        clock.t += 0.5
+
+    worker.source.idle = idle
+    worker.step()
+    sink.down = True
+    assert worker.flush() is False
+    assert idles[:2] == [idles[0], idles[0] + 0.5]  # the backoff is waited in 0.5 s slices
+    assert worker.buffered_rows == 0  # dropped for the rebalance, read again by the next owner
