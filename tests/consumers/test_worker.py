@@ -443,5 +443,5 @@ def test_a_long_backoff_keeps_the_source_alive_and_notices_a_rebalance_within_a_
     sink.down = True
     assert worker.flush() is False
     assert waits and max(waits) <= 0.5  # a 2 s backoff is waited in 0.5 s slices, idle() between them
-    assert len(idles) <= 4  # the rebalance (announced at the 2nd idle) ended the wait and then the batch
+    assert idles[-1] - idles[1] <= 5.0  # announced at the 2nd idle: the batch went within the 5 s budget
     assert worker.buffered_rows == 0  # dropped for the rebalance, read again by the next owner
