@@ -126,6 +126,11 @@ FIGURES: tuple[Figure, ...] = (
                   "`run.log` calls."),
     Figure(key="ingest_rss_mb", label="Ingest RSS under load", unit="MB", direction="min",
            method="psutil RSS of the `runstream ingest` process, the peak sampled during each throughput trial."),
+    Figure(key="ingest_first_assignment_s", label="New ingest worker: start to first partition", unit="s", goal=3,
+           direction="min",
+           method="A second `runstream ingest` process joins a group whose first worker owns all 8 partitions "
+                  "of a fresh topic; from spawning it to its log line announcing its first non-empty assignment "
+                  "(start-up, migrations, topic checks, the join and the rebalance it causes)."),
 )
 """Every published figure, in table order."""
 

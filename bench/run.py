@@ -21,7 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import codec, e2e, machine, mlflow_server, peers, profiling, queries, raw_clickhouse, raw_kafka, sdk, ui
+from . import (codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries, raw_clickhouse, raw_kafka,
+               sdk, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -185,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = min(statistics.median(trials["raw_kafka_points_per_s"]),
                       statistics.median(trials["raw_clickhouse_points_per_s"]))
         trials["pipeline_efficiency"] = [r / ceiling for r in trials["e2e_points_per_s"]]
+        _say("a new ingest worker: start to first assigned partition")
+        t, d = first_assignment.measure(stack, scratch, trials=plan.trials, partitions=plan.partitions)
+        trials.update(t)
+        details["first_assignment"] = d
         _say("queries on 10M points")
         t, d = queries.measure(stack, repeats=plan.query_repeats)
         trials.update(t)

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from schemas.settings import ExporterSettings
+from store.base import TABLES
 from store.health import TableHealth
 
 __all__ = [
@@ -191,7 +192,10 @@ class PipelineCollector:
                 fam["runstream_consumer_lag"].add_metric([topic, str(partition)], lag)
             fam["runstream_dlq_size"].add_metric([], kafka.reading.dlq_size)
         if clickhouse.up and clickhouse.reading is not None:
-            for table, (rows, parts) in sorted(clickhouse.reading.tables.items()):
+            # Every runstream table has its series as soon as ClickHouse answers, at 0 until ingest
+            # creates and fills it: "no data" would hide a healthy, empty pipeline from rate() and alerts.
+            tables = {**{table: (0, 0) for table in TABLES}, **clickhouse.reading.tables}
+            for table, (rows, parts) in sorted(tables.items()):
                 fam["runstream_table_rows"].add_metric([table], rows)
                 fam["runstream_table_active_parts"].add_metric([table], parts)
             newest_ms = clickhouse.reading.newest_point_ms

@@ -8,12 +8,21 @@ the partitions move:
 
 - names and their kinds: ``metric_names`` (written before the points of a flush);
 - rows per name: ``metric_scalars`` / ``metric_rows`` / ``run_images`` (``FINAL``);
-- tag and property keys: ``run_attributes``.
+- tag and property keys: ``run_attributes``;
+- how far each writer got: ``writer_progress`` (the highest seq of each
+  writer whose messages are all stored or dead-lettered; written last in a flush).
+
+Counting is by message identity: a message whose seq is at or below its
+writer's progress for the run (loaded, or reached in this batch) was handled
+before — it is a re-delivery after a crash or a rebalance, or a replayed
+outbox — and :meth:`RunLimiter.first_time` says so, so the worker skips it:
+nothing is counted, written or rejected twice, and the decision taken the
+first time stands. A writer's messages for one run reach ingest in seq order
+(one partition, or one spool segment chain), which is what makes the highest
+seq a complete record.
 
 Limits are applied item by item: one over-the-limit name in a ``ScalarBatch``
-rejects that name's points only. A message re-delivered after a crash counts its
-rows again (names and keys are sets and do not); that only matters for a metric
-within one batch of its row limit.
+rejects that name's points only.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ class RunCounters:
     rows: dict[str, int] = field(default_factory=dict)
     tags: set[str] = field(default_factory=set)
     properties: set[str] = field(default_factory=set)
+    progress: dict[str, int] = field(default_factory=dict)
+    """Writer id -> the highest seq of that writer this run has handled (stored or rejected)."""
 
 
 class NewName(NamedTuple):
@@ -95,6 +106,11 @@ class StoreCounterLoader:
         "SELECT DISTINCT run_id, kind, key FROM {db}.run_attributes WHERE has({runs:Array(String)}, run_id)"
     )
 
+    _PROGRESS = (
+        "SELECT run_id, writer_id, max(seq) FROM {db}.writer_progress WHERE has({runs:Array(String)}, run_id) "
+        "GROUP BY run_id, writer_id"
+    )
+
     def __init__(self, runner: _Runner) -> None:
         self._runner = runner
 
@@ -123,6 +139,8 @@ class StoreCounterLoader:
         for run_id, kind, key in q(self._ATTRIBUTES, {"runs": run_ids}):
             c = counters(run_id)
             (c.tags if kind == "tag" else c.properties).add(key)
+        for run_id, writer_id, seq in q(self._PROGRESS, {"runs": run_ids}):
+            counters(run_id).progress[writer_id] = int(seq)
         return out
 
 
@@ -187,6 +205,19 @@ class RunLimiter:
         else:
             self._runs.move_to_end(run_id)
         return c
+
+    def first_time(self, event: Event) -> bool:
+        """True the first time the run handles ``event`` (by its writer and seq), and remember it.
+
+        False for a re-delivery: its writer's progress for the run (stored, or
+        reached in the current batch) is already at or past its seq, so it was
+        stored or dead-lettered before and must not be counted again.
+        """
+        c = self._counters(event.run_id)
+        if event.seq <= c.progress.get(event.writer_id, 0):
+            return False
+        c.progress[event.writer_id] = event.seq
+        return True
 
     def apply(self, checked: Checked) -> list[NewName]:
         """Reject what goes over a limit; returns names accepted for the first time.

@@ -3,14 +3,26 @@
 Series names are part of runstream's interface: keep them stable and
 documented in the README ("Operating runstream"). Label values come from
 bounded sets only (event types, table names, reasons), never run ids or
-metric names. The registry is injected: tests build a fresh one.
+metric names. Every known label value is created at 0 when the worker starts
+(Prometheus' instrumentation guidance): ``rate()`` over a reason that never
+happened is 0, not "no data". The registry is injected: tests build a fresh one.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["IngestMetrics"]
+from schemas.errors import DecodeError
+from schemas.records import EVENT_TYPES
+
+from .rows import WRITE_ORDER
+from .source import SPOOL_ERROR_REASONS
+from .validate import REASONS
+
+__all__ = ["IngestMetrics", "REJECTION_REASONS"]
+
+REJECTION_REASONS: frozenset[str] = REASONS | DecodeError.REASONS | SPOOL_ERROR_REASONS
+"""Every reason a message or item can be rejected or dead-lettered for: the ``reason`` label's values."""
 
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 _INSERT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -63,3 +75,10 @@ class IngestMetrics:
             "runstream_active_runs", "Runs this worker has seen start and not yet end.",
             registry=registry,
         )
+        for reason in sorted(REJECTION_REASONS):
+            self.events_rejected.labels(reason)
+            self.dlq_messages.labels(reason)
+        for event_type in EVENT_TYPES:
+            self.events_consumed.labels(event_type.EVENT_TYPE)
+        for table in WRITE_ORDER:
+            self.points_written.labels(table)

@@ -50,6 +50,29 @@ class Interrupted(IngestError):
     """Stopped (SIGTERM) before the service had started; nothing was read."""
 
 
+def _in_background(action: Callable[[], T]) -> Callable[[], T]:
+    """Start ``action`` on a thread; the returned function waits for it and returns its result or raises its error."""
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, action()))
+        except BaseException as exc:  # handed to the caller
+            box.append((False, exc))
+
+    thread = threading.Thread(target=run, name="runstream-ingest-open-store", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        ok, value = box[0]
+        if not ok:
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    return result
+
+
 def _open_store(settings: IngestSettings) -> Store:
     try:
         store = open_store(settings.clickhouse, settings.home)
@@ -120,28 +143,47 @@ class IngestService:
             self._take_home()
         where = s.clickhouse if s.clickhouse else f"chDB at {s.home / 'chdb'}"
         self._progress(f"opening {where} and applying migrations")
-        self._store = self._until_up(lambda: _open_store(s), where, retry=s.clickhouse is not None)
-        store = self._store
+        # A ClickHouse server's store opens (and migrates) while Kafka is set up: a new worker takes its
+        # share of the partitions sooner. chDB opens here, on the thread that will use it.
+        def open_it() -> Store:
+            return self._until_up(lambda: _open_store(s), where, retry=s.clickhouse is not None)
+
+        opened: Callable[[], Store]
+        if s.clickhouse is not None:
+            opened = _in_background(open_it)
+        else:
+            store_now = open_it()
+            opened = lambda: store_now  # noqa: E731
         source: Source
         dead_letters: DeadLetters
         worker_box: list[Worker] = []
-        if s.kafka is not None:
-            bootstrap = s.kafka
-            created = self._until_up(
-                lambda: ensure_topics(bootstrap, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions}),
-                f"Kafka at {bootstrap}", retry=True)
-            if created:
-                self._progress(f"created topic(s) {', '.join(created)} with {s.topic_partitions} partitions")
-            source = KafkaSource(bootstrap=s.kafka, topic=s.topic, group=s.group,
-                                 on_revoke=lambda: worker_box[0].on_revoke(),
-                                 session_timeout_ms=s.session_timeout_ms,
-                                 client_id=f"runstream-ingest-{os.getpid()}")
-            dead_letters = KafkaDeadLetters(s.kafka, s.dlq_topic)
-            origin = f"Kafka {s.kafka} topic {s.topic} (group {s.group})"
-        else:
-            source = SpoolSource(s.spool_dir, s.ingest_state_dir)
-            dead_letters = FolderDeadLetters(s.deadletter_dir)
-            origin = f"spool {s.spool_dir}"
+        try:
+            if s.kafka is not None:
+                bootstrap = s.kafka
+                created = self._until_up(
+                    lambda: ensure_topics(bootstrap, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions}),
+                    f"Kafka at {bootstrap}", retry=True)
+                if created:
+                    self._progress(f"created topic(s) {', '.join(created)} with {s.topic_partitions} partitions")
+                source = KafkaSource(bootstrap=s.kafka, topic=s.topic, group=s.group,
+                                     on_revoke=lambda: worker_box[0].on_revoke(),
+                                     session_timeout_ms=s.session_timeout_ms,
+                                     client_id=f"runstream-ingest-{os.getpid()}")
+                dead_letters = KafkaDeadLetters(s.kafka, s.dlq_topic)
+                origin = f"Kafka {s.kafka} topic {s.topic} (group {s.group})"
+            else:
+                source = SpoolSource(s.spool_dir, s.ingest_state_dir)
+                dead_letters = FolderDeadLetters(s.deadletter_dir)
+                origin = f"spool {s.spool_dir}"
+        except BaseException:
+            self._stopping.set()  # the service will not run: the store's retries give up too
+            try:
+                opened().close()
+            except BaseException:
+                pass
+            raise
+        self._store = opened()
+        store = self._store
         limiter = RunLimiter(s.limits, StoreCounterLoader(store), max_runs=s.max_cached_runs)
         self.worker = Worker(source=source, sink=store, limiter=limiter, dead_letters=dead_letters,
                              config=s, metrics=self.metrics, clock=self._clock)

@@ -87,42 +87,45 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], *, replication_factor:
 class KafkaSource:
     """A member of a consumer group: no auto-commit, commits only what the worker says landed.
 
-    ``on_revoke`` runs inside ``poll`` when a rebalance takes partitions away:
-    the worker flushes what it buffered and commits, so the next owner starts
-    exactly where this one stopped.
-    """
+    Rebalances never block kafka-python's IO thread (which sends the
+    heartbeats): the rebalance listener only records what happened. The
+    worker settles its batch on its own thread, in :meth:`poll`:
 
-    JOIN_STALL_S = 120.0
-    """A rebalance that assigns nothing for this long is abandoned: the consumer is replaced.
+    - before the rebalance: when the coordinator asks this member to rejoin
+      (another member joined or left) while messages are handed out and not
+      committed, ``on_revoke`` runs first, before the join. The worker
+      flushes and commits within its rebalance budget (or drops the batch,
+      which is then read again), while this member still owns its partitions
+      and keeps heartbeating. When the rejoin is noticed from inside the
+      worker's own flush (:meth:`idle`), :meth:`idle` does not poll, so the
+      join waits until that flush is done or given up (within the budget);
+    - after it, in the rare case where the rejoin was noticed only inside
+      ``consumer.poll``: partitions that moved take their handed-out
+      messages with them (the next owner reads them again from the last
+      commit; the rows collapse downstream), partitions that stayed keep
+      their position, and ``on_revoke`` runs right after the poll, so the
+      worker flushes what it holds and forgets per-run state.
 
-    kafka-python 3.0.12 now and then never completes a rejoin (the member idles with no
-    partitions until the broker drops it). When that happens the worker holds nothing
-    uncommitted (``on_revoke`` flushed and committed), so a fresh consumer loses nothing.
-    Longer than ``rebalance_flush_timeout_s`` (20 s), so other members' flushes fit.
+    Either way an offset is committed only for a partition this member owns,
+    after the worker wrote everything up to it: a partition's next owner
+    starts at the last commit, so it may read again what this member wrote
+    but never skips what this member did not write.
     """
 
     def __init__(self, *, bootstrap: str, topic: str, group: str, on_revoke: Callable[[], None],
-                 session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest",
-                 join_stall_s: float = JOIN_STALL_S, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest") -> None:
         self._kafka = kafka
         self.topic = topic
         self._group = group
         self._on_revoke = on_revoke
         self._positions: dict[Any, int] = {}
         self._paused = False
-        self._join_stall_s = join_stall_s
-        self._monotonic = monotonic
-        self._joining_since: float | None = None  # a rebalance began and has not assigned yet
-        # kafka-python 3.0.12 runs rebalance listeners on its IO thread, where a blocking
-        # commit is refused. Offsets flushed while partitions are revoked wait here and are
-        # committed by the next poll for the partitions that came back to this member.
-        self._in_rebalance = False
-        self._pending_commit: dict[Any, Any] = {}
         # First offset handed out since the last commit, per partition: where rewind() goes back
-        # to. Known locally, because asking the broker (committed()) blocks, which the rebalance
-        # listener may not; a rewind during a revoke is applied when the partition comes back.
+        # to. Known locally, because asking the broker (committed()) costs a round trip.
         self._handed_from: dict[Any, int] = {}
-        self._rewind_on_assign: dict[Any, int] = {}
+        # Set by the listener (on the IO thread) when a rebalance took a partition of handed-out
+        # messages; read on the worker's thread after consumer.poll returns.
+        self._moved_during_poll = False
         self._consumer_options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap,
             group_id=group,
@@ -130,7 +133,9 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(1000, session_timeout_ms // 4),
+            # Members learn of a rebalance from a heartbeat answer: a short interval lets a new
+            # worker's join complete soon (every member must rejoin first).
+            heartbeat_interval_ms=max(250, session_timeout_ms // 20),
             max_poll_interval_ms=600_000,
             max_partition_fetch_bytes=2 * 1024 * 1024,
             # A group leader that assigned while its metadata lacked the topic hands out
@@ -149,62 +154,59 @@ class KafkaSource:
         source = self
 
         class _Listener(kafka.ConsumerRebalanceListener):  # type: ignore[misc]
+            # Runs on kafka-python's IO thread: records, never waits (heartbeats go out from there).
             def on_partitions_revoked(self, revoked: Any) -> None:
                 log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
-                source._in_rebalance = True
-                try:
-                    source._on_revoke()
-                finally:
-                    source._in_rebalance = False
-                source._positions.clear()
-                source._handed_from.clear()
-                source._joining_since = source._monotonic()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
                 log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
-                source._joining_since = None
-                for tp in assigned:
-                    if tp in source._rewind_on_assign:
-                        consumer.seek(tp, source._rewind_on_assign[tp])
-                source._rewind_on_assign.clear()
+                source._keep_only(set(assigned))
                 if source._paused and assigned:
                     consumer.pause(*assigned)
 
         consumer = kafka.KafkaConsumer(**self._consumer_options)
         try:
-            # Join with the topic's partitions already in the metadata cache. Otherwise the
-            # first join assigns nothing and relies on a rejoin (see JOIN_STALL_S).
-            consumer.partitions_for_topic(self.topic)
             consumer.subscribe([self.topic], listener=_Listener())
+            # Fresh metadata after subscribing, before the first join: the coordinator then assigns
+            # from the topic's partitions and records them. Without it the first join assigns from
+            # a snapshot taken before the subscription (empty) and the next metadata answer forces a
+            # second rebalance of the whole group a moment later.
+            consumer.topics()
         except BaseException:
             consumer.close(autocommit=False)
             raise
         return consumer
 
-    def _replace_stalled_consumer(self) -> None:
-        assert self._joining_since is not None
-        log.warning("no partitions assigned %.0f s after a rebalance began; leaving the group and joining "
-                    "again with a new consumer", self._monotonic() - self._joining_since)
-        self.close()
-        self._positions.clear()
-        self._pending_commit.clear()
-        self._handed_from.clear()
-        self._rewind_on_assign.clear()
-        self._joining_since = self._monotonic()
+    def _keep_only(self, assigned: set[Any]) -> None:
+        """After a rebalance: forget what was handed out from partitions that are no longer ours.
+
+        A partition that stayed keeps its fetch position (kafka-python keeps it
+        across an eager rebalance), so its handed-out messages stay committable.
+        """
+        moved = [tp for tp in self._handed_from if tp not in assigned]
+        for tp in moved:
+            self._handed_from.pop(tp, None)
+            self._positions.pop(tp, None)
+        if moved:
+            self._moved_during_poll = True
+
+    def _rebalance_pending(self) -> bool:
+        """True when the group coordinator asked this member to rejoin (the next consumer.poll joins)."""
         try:
-            self._consumer = self._join()
-        except Exception as exc:
-            raise SourceError(f"cannot rejoin group {self._group!r}: {exc}") from exc
+            return bool(self._consumer._coordinator.need_rejoin())
+        except Exception:  # a kafka-python without this internal: fall back to settling after the poll
+            log.debug("need_rejoin() unavailable", exc_info=True)
+            return False
+
+    _HOLDING_POLL_S = 0.05
 
     def poll(self, max_records: int, timeout_s: float) -> list[RawMessage]:
-        if self._joining_since is not None and self._monotonic() - self._joining_since > self._join_stall_s:
-            self._replace_stalled_consumer()
-        try:
-            batches = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        except Exception as exc:
-            raise SourceError(f"Kafka poll failed: {exc}") from exc
-        if self._pending_commit and self._joining_since is None:
-            self._commit_pending()
+        if self._handed_from and self._rebalance_pending():
+            self._on_revoke()  # the worker settles its batch here, on its own thread, before the join
+        batches = self._consumer_poll(max_records, timeout_s)
+        if self._moved_during_poll:
+            self._moved_during_poll = False
+            self._on_revoke()
         out: list[RawMessage] = []
         if self._paused and batches:
             # A rebalance handed us unpaused partitions while paused: give the records back.
@@ -221,6 +223,34 @@ class KafkaSource:
             self._handed_from.setdefault(tp, records[0].offset)
         return out
 
+    def _consumer_poll(self, max_records: int, timeout_s: float) -> Any:
+        """``consumer.poll``; while a batch is handed out, in short calls with the rejoin checked between.
+
+        ``consumer.poll`` joins a pending rebalance as soon as a heartbeat
+        answer announces it. A worker holding an uncommitted batch spends
+        its waits outside it, so the announcement is seen by the check in
+        :meth:`poll` and the batch is settled before the join.
+        """
+        if not self._handed_from:
+            return self._poll_once(max_records, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            batches = self._poll_once(max_records, 0.0)
+            remaining = deadline - time.monotonic()
+            if batches or remaining <= 0 or self._moved_during_poll:
+                return batches
+            if self._rebalance_pending():
+                self._on_revoke()
+                if not self._handed_from:
+                    return self._poll_once(max_records, remaining)
+            time.sleep(min(self._HOLDING_POLL_S, remaining))
+
+    def _poll_once(self, max_records: int, timeout_s: float) -> Any:
+        try:
+            return self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            raise SourceError(f"Kafka poll failed: {exc}") from exc
+
     def commit(self) -> None:
         if not self._positions:
             return
@@ -230,41 +260,18 @@ class KafkaSource:
                    if tp in assigned}
         self._positions.clear()
         self._handed_from.clear()
-        if self._in_rebalance:
-            self._pending_commit.update(offsets)
-            return
-        self._commit(offsets)
-
-    def _commit_pending(self) -> None:
-        """After a rebalance: commit what was flushed during it, for the partitions still ours."""
-        assigned = self._consumer.assignment()
-        # Partitions that went elsewhere are dropped: their next owner re-reads from the last
-        # commit and the rows collapse onto the ones already written.
-        offsets = {tp: om for tp, om in self._pending_commit.items() if tp in assigned}
-        self._pending_commit = {}
-        if not self._commit(offsets):
-            self._pending_commit = offsets  # another rebalance got in the way: after it, again
-
-    def _commit(self, offsets: dict[Any, Any]) -> bool:
-        """Commit ``offsets``; False when a rebalance refused it (nothing is lost: see the warning)."""
         if not offsets:
-            return True
-        k = self._kafka
+            return
         try:
             self._consumer.commit(offsets=offsets)
         except (k.errors.CommitFailedError, k.errors.RebalanceInProgressError, k.errors.IllegalStateError) as exc:
-            # The rows are in ClickHouse; the next owner re-reads them and they collapse.
-            log.warning("offset commit lost to a rebalance (%s); the next owner re-reads those messages", exc)
-            return False
+            # The rows are in ClickHouse; whoever owns the partition next re-reads them and they collapse.
+            log.warning("offset commit lost to a rebalance (%s); those messages will be read again", exc)
         except Exception as exc:
             raise SourceError(f"Kafka offset commit failed: {exc}") from exc
-        return True
 
     def rewind(self) -> None:
         for tp, offset in self._handed_from.items():
-            if self._in_rebalance:
-                self._rewind_on_assign[tp] = offset
-                continue
             try:
                 self._consumer.seek(tp, offset)
             except Exception:  # partition no longer ours: the next owner starts at the committed offset
@@ -285,6 +292,15 @@ class KafkaSource:
             self._consumer.resume(*paused)
 
     def idle(self) -> None:
+        """Keep the membership alive while the worker retries (partitions paused).
+
+        With a rebalance pending and a batch handed out, it does not poll
+        (that would join mid-flush): it tells the worker (``on_revoke``),
+        whose flush then ends within its rebalance budget.
+        """
+        if self._handed_from and self._rebalance_pending():
+            self._on_revoke()
+            return
         self.poll(1, 0.0)
 
     @property

@@ -147,7 +147,8 @@ class FixedCounterLoader:
         for _, run_id in runs:
             c = self.counters.get(run_id)
             if c is not None:
-                out[run_id] = RunCounters(dict(c.names), dict(c.rows), set(c.tags), set(c.properties))
+                out[run_id] = RunCounters(dict(c.names), dict(c.rows), set(c.tags), set(c.properties),
+                                          dict(c.progress))
         return out
 
 

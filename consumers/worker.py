@@ -20,15 +20,20 @@ If the server keeps refusing a table's rows as invalid (a non-retriable error,
 messages it refuses are dead-lettered (``sink_rejected``): no message can stall a
 partition.
 
-A rebalance (Kafka) flushes and commits before the partitions go; if the sink
-cannot take the batch in time, the batch is dropped uncommitted and the next
-owner reads it again. Shutdown (:meth:`Worker.stop`) flushes and commits within
+A rebalance (Kafka): the source calls :meth:`Worker.on_revoke` on this
+thread, before the member rejoins (see :class:`~consumers.source.KafkaSource`).
+The worker flushes and commits within its rebalance budget (below the session
+timeout); if the sink cannot take the batch in time, the batch is dropped
+uncommitted and read again by whoever owns each partition next — it may read
+again what was already written (the rows collapse), never skip what was not.
+Shutdown (:meth:`Worker.stop`) flushes and commits within
 ``shutdown_timeout_s``, or exits without committing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -37,7 +42,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.backoff import Backoff
 from schemas.errors import DecodeError
-from schemas.records import FINAL_STATUSES, Event, RunStatusChanged
+from schemas.records import FINAL_STATUSES, Event, Heartbeat, RunStarted, RunStatusChanged
 from schemas.settings import IngestSettings
 from store.errors import StoreError
 
@@ -97,7 +102,10 @@ class Worker:
         self._polled_bytes = 0
         self._messages: list[RawMessage] = []  # of the current batch; row owners index into it
         self._strikes: dict[str, int] = {}  # table -> consecutive non-retriable failures
-        self._isolated: set[tuple[str, int]] = set()  # (table, owner) written or dead-lettered one by one
+        self._isolated: set[tuple[str, int]] = set()  # (table, owner) written, or refused (in _refused)
+        self._refused: list[DeadLetter] = []  # messages the server refused, one by one, in this batch
+        self._refused_sent = 0  # of _refused, how many are in the dead letters
+        self._refused_recorded = 0  # ... and how many are in rejected_events
         self._written: set[str] = set()  # tables of the current batch already accepted
         self._letters_sent = False
         self._first_buffered: float | None = None
@@ -105,6 +113,10 @@ class Worker:
         self._stop_deadline = float("inf")
         self._flushing = False
         self._abandon = False
+        self._abandon_at = float("inf")  # a rebalance waits: the current flush must end by then
+        self._revoked = False  # a rebalance was announced during the current flush
+        # Time a flush may take while a rebalance waits for this member (below the session timeout).
+        self._rebalance_budget_s = config.rebalance_flush_timeout_s
         self._paused = False
         self._active: dict[str, int] = {}  # run id -> created_ms of its latest event (not ended)
         self.committed_messages = 0
@@ -211,6 +223,8 @@ class Worker:
         for message, event in decoded:
             self._buffer.owner = owners[id(message)]
             self.metrics.events_consumed.labels(event.EVENT_TYPE).inc()
+            if not self.limiter.first_time(event):
+                continue  # re-delivered: stored or dead-lettered already (writer_progress); count nothing twice
             try:
                 check_key(message, event)
                 checked = validate(event, self.limiter.limits)
@@ -254,7 +268,9 @@ class Worker:
     def _track(self, event: Event) -> None:
         if isinstance(event, RunStatusChanged) and event.status in FINAL_STATUSES:
             self._active.pop(event.run_id, None)
-        else:
+        elif isinstance(event, (RunStarted, Heartbeat)):
+            # Only the run's own process says it is alive: an ended run takes tags and metrics from
+            # anywhere, and those must not count it as active again.
             self._active[event.run_id] = max(event.created_ms, self._active.get(event.run_id, 0))
 
     def _update_active(self) -> None:
@@ -295,13 +311,24 @@ class Worker:
             limit = deadline if deadline is not None else float("inf")
             if self._stop.is_set():
                 limit = min(limit, self._stop_deadline)
+            if self._monotonic() + delay > self._abandon_at:
+                self._abandon = True  # a rebalance waits for this member: drop the batch, it is read again
             if self._abandon or self._monotonic() + delay > limit:
                 return False
-            self._stop.wait(delay) if not self._stop.is_set() else time.sleep(min(delay, 0.2))
-            try:
-                self.source.idle()
-            except SourceError as exc:
-                log.debug("source idle failed: %s", exc)
+            # Wait in slices, keeping the source alive between them: a rebalance announced meanwhile is
+            # seen within a slice, not after a whole backoff (up to retry_max_s, the session timeout).
+            slices = max(1, math.ceil(delay / self._IDLE_EVERY_S))
+            for _ in range(slices):
+                self._stop.wait(delay / slices) if not self._stop.is_set() else time.sleep(min(delay / slices, 0.2))
+                try:
+                    self.source.idle()
+                except SourceError as exc:
+                    log.debug("source idle failed: %s", exc)
+                if self._abandon_at != float("inf"):
+                    break  # a rebalance waits: try once more now, then give up at its deadline
+
+    _IDLE_EVERY_S = 0.5
+    """Longest wait between two calls of the source's ``idle`` while retrying."""
 
     def _write_batch(self) -> None:
         if self._letters and not self._letters_sent:
@@ -332,9 +359,12 @@ class Worker:
 
     def _isolate(self, table: str, columns: Mapping[str, Sequence[Any]], first: StoreError) -> None:
         """The server keeps refusing ``table``'s rows as invalid: write them message by message and
-        dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition."""
+        dead-letter the messages it refuses (``sink_rejected``), so one bad row cannot stall a partition.
+
+        A refused message counts as handled only once its dead letter is sent: until then it waits in
+        ``_refused``, which survives the retries of a failed send or of a later message's write.
+        """
         log.error("ClickHouse refuses %s rows as invalid (%s); writing them message by message", table, first)
-        refused: list[DeadLetter] = []
         for owner, start, end in self._buffer.owner_ranges(table):
             if (table, owner) in self._isolated:
                 continue
@@ -347,23 +377,41 @@ class Worker:
                 message = self._messages[owner]
                 log.error("dead-lettering %s@%d: ClickHouse refuses its %s rows: %s", message.source,
                           message.offset, table, exc)
-                refused.append(DeadLetter(message, "sink_rejected", f"{table}: {exc}"[:500], WHOLE_EVENT))
+                self._refused.append(DeadLetter(message, "sink_rejected", f"{table}: {exc}"[:500], WHOLE_EVENT))
             self._isolated.add((table, owner))
-        if refused:
-            self.dead_letters.send(refused)
-            now_ms = int(self._clock() * 1000)
-            for letter in refused:
+        self._send_refused()
+
+    def _send_refused(self) -> None:
+        """Dead-letter the refused messages not sent yet, then record them in ``rejected_events``.
+
+        Raises (and the batch is retried) until the dead letters are sent; the
+        ``rejected_events`` rows are retried while the failure is retriable.
+        """
+        unsent = self._refused[self._refused_sent:]
+        if unsent:
+            self.dead_letters.send(unsent)
+            self._refused_sent = len(self._refused)
+            for _ in unsent:
                 self.metrics.dlq_messages.labels("sink_rejected").inc()
                 self.metrics.events_rejected.labels("sink_rejected").inc()
-                m = letter.message
-                try:  # best effort: tell readers why; the dead letter already holds the bytes
-                    self.sink.write("rejected_events", {
-                        "run_id": [_key_text(m)], "experiment": [""], "reason": ["sink_rejected"],
-                        "detail": [letter.detail], "event_type": [""], "source": [m.source],
-                        "source_offset": [m.offset], "item": [WHOLE_EVENT], "created_ms": [m.timestamp_ms],
-                        "rejected_ms": [now_ms]})
-                except StoreError:
-                    log.warning("could not record the sink rejection of %s@%d", m.source, m.offset)
+        unrecorded = self._refused[self._refused_recorded:]
+        if not unrecorded:
+            return
+        now_ms = int(self._clock() * 1000)
+        messages = [letter.message for letter in unrecorded]
+        try:
+            self.sink.write("rejected_events", {
+                "run_id": [_key_text(m) for m in messages], "experiment": [""] * len(messages),
+                "reason": ["sink_rejected"] * len(messages), "detail": [letter.detail for letter in unrecorded],
+                "event_type": [""] * len(messages), "source": [m.source for m in messages],
+                "source_offset": [m.offset for m in messages], "item": [WHOLE_EVENT] * len(messages),
+                "created_ms": [m.timestamp_ms for m in messages], "rejected_ms": [now_ms] * len(messages)})
+        except StoreError as exc:
+            if getattr(exc, "retriable", True):
+                raise
+            # The dead letters hold the bytes and the reason; a row the server refuses cannot be forced in.
+            log.warning("could not record %d sink rejections in rejected_events: %s", len(messages), exc)
+        self._refused_recorded = len(self._refused)
 
     def flush(self, deadline: float | None = None) -> bool:
         """Write the batch and commit the source; True on success (also when there was nothing to do).
@@ -395,6 +443,8 @@ class Worker:
             log.warning("%s", exc)
         self.committed_messages += self._polled
         self._reset_batch()
+        if self._revoked:
+            self._forget_runs()
         self.limiter.trim()
         self._update_active()
         backlog = self.source.backlog_bytes()
@@ -412,12 +462,17 @@ class Worker:
         self._messages.clear()
         self._strikes.clear()
         self._isolated.clear()
+        self._abandon_at = float("inf")
+        self._refused.clear()
+        self._refused_sent = 0
+        self._refused_recorded = 0
         self._first_buffered = None
 
     def _discard(self) -> None:
         log.warning("dropping an unwritten batch of %d rows; its messages will be read again", self._buffer.rows)
         self._reset_batch()
         self._abandon = False
+        self._revoked = False
         self.limiter.forget_all()
         self.source.rewind()
         if self._paused:
@@ -425,15 +480,21 @@ class Worker:
             self._paused = False
 
     def on_revoke(self) -> None:
-        """Kafka rebalance callback: flush and commit before the partitions go (bounded)."""
+        """Kafka rebalance, called by the source on this thread: flush and commit within the rebalance
+        budget (or drop the batch), then forget per-run state, as other workers may own these runs next."""
         if self._flushing:
-            self._abandon = True  # the retry loop drops the batch when it sees this
-            self.limiter.forget_all()
+            # Asked from inside our own flush (the source's idle): it ends within the budget.
+            self._abandon_at = min(self._abandon_at, self._monotonic() + self._rebalance_budget_s)
+            self._revoked = True
             return
         if self._polled:
-            deadline = self._monotonic() + self.config.rebalance_flush_timeout_s
+            deadline = self._monotonic() + self._rebalance_budget_s
             if not self.flush(deadline=deadline):
                 self._discard()
+        self._forget_runs()
+
+    def _forget_runs(self) -> None:
         # Another worker may own these runs next: rebuild their counters from ClickHouse.
+        self._revoked = False
         self.limiter.forget_all()
         self._active.clear()

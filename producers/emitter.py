@@ -47,6 +47,7 @@ from schemas.records import Event, Heartbeat, LogBatch, LogLine, ScalarBatch
 from . import lifecycle
 from .errors import BufferFull, InvalidLogCall, InvalidValueType, RunNotActive
 from .transport import EventTransport
+from .uploads import Uploader
 from .values import check_name
 
 __all__ = ["Emitter", "RunState", "POINT_BYTES", "MAX_MESSAGE_BYTES", "new_writer_id"]
@@ -257,6 +258,7 @@ class Emitter:
         self._space = threading.Condition(self._lock)
         self.writer_id = new_writer_id()
         self._pid = os.getpid()
+        self.uploads = Uploader()  # file uploads are hashed and queued on a thread of their own
         self._pending: list[_Segment | _Pending | _Logs] = []
         self._open: list[_Segment] = []
         self._pending_bytes = 0
@@ -303,7 +305,7 @@ class Emitter:
 
     def enqueue(self, st: RunState, cls: type[Event], fields: dict[str, Any], *, size: int = _EVENT_OVERHEAD,
                 prepare: Callable[[], str | None] | None = None, end: str | None = None,
-                block: bool = False) -> None:
+                block: bool = False, ended_ok: bool = False) -> None:
         """Queue one event for ``st`` after everything logged before it.
 
         ``prepare`` runs under the lock once there is room, just before the
@@ -312,19 +314,21 @@ class Emitter:
         return a warning to log. ``end`` (a final status) marks the run
         inactive atomically with the event. ``block`` waits for room even with
         ``on_buffer_full="raise"`` (file chunks: a half-sent upload is worse).
+        ``ended_ok`` lets the event reach a run that has ended (metrics, tags,
+        properties, files: as in Azure ML and MLflow, an ended run takes them).
         """
-        self.enqueue_many(st, [(cls, fields, size)], prepare=prepare, end=end, block=block)
+        self.enqueue_many(st, [(cls, fields, size)], prepare=prepare, end=end, block=block, ended_ok=ended_ok)
 
     def enqueue_many(self, st: RunState, events: list[tuple[type[Event], dict[str, Any], int]], *,
                      prepare: Callable[[], str | None] | None = None, end: str | None = None,
-                     block: bool = False) -> None:
+                     block: bool = False, ended_ok: bool = False) -> None:
         """Queue several events for ``st`` back to back (nothing of another call between them)."""
         created_ms = int(self.clock() * 1000)
         total = sum(size for _, _, size in events)
         warn = None
         with self._lock:
             while True:
-                self._check_active_locked(st)
+                self._check_active_locked(st, ended_ok=ended_ok and end is None)
                 if not self._wait_for_room_locked(st, total, block=block):
                     break
             if prepare is not None:
@@ -345,20 +349,41 @@ class Emitter:
         lines = list(lines)
         if not lines:
             return
-        size = sum(len(line.message) + len(line.exc_text or "") + len(line.logger) + 32 for line in lines)
+        size = _lines_size(lines)
         with self._lock:
             while True:
                 self._check_active_locked(st)
                 if not self._wait_for_room_locked(st, size, block=False):
                     break
-            item = st.logs
-            if item is None:
-                item = _Logs(st)
-                st.logs = item
-                self._append_locked(item)
-            item.lines.extend(lines)
-            item.size += size
-            self._pending_bytes += size
+            self._add_lines_locked(st, lines, size)
+
+    def offer_log_lines(self, st: RunState, lines: list[LogLine]) -> bool:
+        """Queue ``lines`` if they fit in the memory bound now; False (nothing queued) if not. Never waits.
+
+        For callers that must not stall, such as a ``logging`` handler: they
+        drop what does not fit and say so once there is room again.
+        """
+        if not lines:
+            return True
+        size = _lines_size(lines)
+        with self._lock:
+            self._check_active_locked(st)
+            if self._used_locked() + size > self._max_bytes:
+                self._kicked = True
+                self._work.notify()
+                return False
+            self._add_lines_locked(st, lines, size)
+        return True
+
+    def _add_lines_locked(self, st: RunState, lines: list[LogLine], size: int) -> None:
+        item = st.logs
+        if item is None:
+            item = _Logs(st)
+            st.logs = item
+            self._append_locked(item)
+        item.lines.extend(lines)
+        item.size += size
+        self._pending_bytes += size
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued before this call is handed to the transport and the transport flushed.
@@ -369,6 +394,8 @@ class Emitter:
         if threading.current_thread() is self._thread:
             return False
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.uploads.wait(None, timeout):
+            return False
         with self._lock:
             if self._closed:
                 return not self._pending and not self._outq
@@ -379,7 +406,7 @@ class Emitter:
             self._kicked = True
             self._ensure_thread_locked()
             self._work.notify()
-        if not waiter.done.wait(timeout):
+        if not waiter.done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
             return False
         return waiter.ok
 
@@ -388,6 +415,10 @@ class Emitter:
         if self._closed:
             return
         timeout = self.exit_timeout_s if timeout is None else timeout
+        started = time.monotonic()
+        if not self.uploads.wait(None, timeout):
+            _log.error("runstream: file uploads did not finish within %.1fs; the rest are not sent", timeout)
+        timeout = max(0.0, timeout - (time.monotonic() - started))
         with self._lock:
             if self._closed:
                 return
@@ -416,9 +447,9 @@ class Emitter:
 
     # -- caller-side slow paths (under the lock) -------------------------------
 
-    def _check_active_locked(self, st: RunState) -> None:
-        if not st.active:
-            raise RunNotActive(f"run {st.run_id} is {st.status}; it takes no more events")
+    def _check_active_locked(self, st: RunState, *, ended_ok: bool = False) -> None:
+        if not st.active and not ended_ok:
+            raise RunNotActive(f"run {st.run_id} is {st.status}; it takes no more events of this kind")
         if self._closed:
             raise RunNotActive(f"run {st.run_id}: the workspace was closed")
 
@@ -433,7 +464,7 @@ class Emitter:
         warn: str | None = None
         with self._lock:
             while True:
-                self._check_active_locked(st)
+                self._check_active_locked(st, ended_ok=True)  # an ended run takes metrics
                 seg = st.seg
                 if seg is not None and len(seg.idx) < seg.cap:
                     break
@@ -861,6 +892,10 @@ def _count_rows(st: RunState, idx: list[int], n: int, limits: RunLimits) -> None
                 "run %s: metric %r has more than %d rows; the ingest side keeps the first %d",
                 st.run_id, st.name_list[i], limit, limit,
             )
+
+
+def _lines_size(lines: list[LogLine]) -> int:
+    return sum(len(line.message) + len(line.exc_text or "") + len(line.logger) + 32 for line in lines)
 
 
 def _split_lines(lines: list[LogLine]) -> Iterable[list[LogLine]]:

@@ -4,6 +4,11 @@ A file travels as ``FileChunk`` events (``file_chunk_bytes`` each, 512 KiB
 by default, so every Kafka message stays under 1 MiB) sharing one
 ``upload_id`` and the whole file's SHA-256. All chunks of one upload are
 queued back to back; a later upload of the same path replaces the earlier one.
+
+:func:`open_upload` runs on the caller's thread and does only what must
+happen there (checks, opening the file, copying a stream the caller owns);
+:meth:`Upload.measure` (size and hash: a pass over the whole file) runs on
+the SDK's upload thread (:mod:`producers.uploads`).
 """
 
 from __future__ import annotations
@@ -113,40 +118,56 @@ def _figure_of(plot: Any) -> Any:
 
 @dataclass
 class Upload:
-    """An opened file ready to be chunked: size and hash known before the first chunk is queued."""
+    """An opened file to be chunked; ``size`` and ``sha256`` are known once :meth:`measure` ran."""
 
     path: str
     content_type: str
-    size: int
-    sha256: str
     upload_id: str
     source: BinaryIO
     chunk_bytes: int
-    owned: bool
+    max_bytes: int
+    label: str
+    size: int = 0
+    sha256: str = ""
 
     @property
     def chunk_count(self) -> int:
         """At least one chunk, so an empty file still exists."""
         return max(1, -(-self.size // self.chunk_bytes))
 
+    def measure(self) -> None:
+        """Read the whole source once for its size and SHA-256; InvalidLogCall past the file limit."""
+        digest = hashlib.sha256()
+        size = 0
+        self.source.seek(0)
+        while block := self.source.read(1024 * 1024):
+            digest.update(block)
+            size += len(block)
+            if size > self.max_bytes:
+                raise InvalidLogCall(f"{self.label} grew past the file limit of {self.max_bytes} bytes")
+        self.size = size
+        self.sha256 = digest.hexdigest()
+
     def chunks(self) -> Iterator[tuple[int, bytes]]:
-        """``(index, data)`` for every chunk, read as they are needed."""
+        """``(index, data)`` for every chunk, read as they are needed (after :meth:`measure`)."""
         self.source.seek(0)
         for index in range(self.chunk_count):
             data = self.source.read(self.chunk_bytes)
             yield index, data
 
     def close(self) -> None:
-        """Close the source if this object opened it."""
-        if self.owned:
-            self.source.close()
+        """Close the source (a file this module opened, or its copy of a stream)."""
+        self.source.close()
 
 
 def open_upload(name: str, source: Any, *, max_bytes: int, chunk_bytes: int) -> Upload:
-    """Check ``source`` (a path or a binary/text stream) and hash it; raises before anything is queued."""
+    """Check ``name`` and ``source`` (a path or a binary/text stream) and open it; raises before anything is queued.
+
+    A path is opened and its size checked, not read. A stream belongs to the
+    caller, so it is copied here (memory first, disk past 8 MiB); it may not seek.
+    """
     path = check_artifact_path(name)
     content_type = mimetypes.guess_type(path)[0] or "application/octet-stream"
-    digest = hashlib.sha256()
     if isinstance(source, (str, os.PathLike)):
         try:
             f: BinaryIO = open(source, "rb")
@@ -156,18 +177,10 @@ def open_upload(name: str, source: Any, *, max_bytes: int, chunk_bytes: int) -> 
         if size > max_bytes:
             f.close()
             raise InvalidLogCall(f"{source} is {size} bytes; the file limit is {max_bytes}")
-        size = 0
-        while block := f.read(1024 * 1024):
-            digest.update(block)
-            size += len(block)
-            if size > max_bytes:
-                f.close()
-                raise InvalidLogCall(f"{source} grew past the file limit of {max_bytes} bytes")
-        return Upload(path, content_type, size, digest.hexdigest(), uuid.uuid4().hex, f, chunk_bytes, True)
+        return Upload(path, content_type, uuid.uuid4().hex, f, chunk_bytes, max_bytes, str(source))
     read = getattr(source, "read", None)
     if not callable(read):
         raise InvalidValueType(f"upload_file takes a path or a readable stream, got {type(source).__name__}")
-    # A stream may not seek: copy it (memory first, disk past 8 MiB) while hashing.
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
     size = 0
     try:
@@ -177,7 +190,6 @@ def open_upload(name: str, source: Any, *, max_bytes: int, chunk_bytes: int) -> 
                 break
             if isinstance(block, str):
                 block = block.encode("utf-8")
-            digest.update(block)
             size += len(block)
             if size > max_bytes:
                 raise InvalidLogCall(f"stream is over the file limit of {max_bytes} bytes")
@@ -185,7 +197,7 @@ def open_upload(name: str, source: Any, *, max_bytes: int, chunk_bytes: int) -> 
     except BaseException:
         spool.close()
         raise
-    return Upload(path, content_type, size, digest.hexdigest(), uuid.uuid4().hex, spool, chunk_bytes, True)  # type: ignore[arg-type]
+    return Upload(path, content_type, uuid.uuid4().hex, spool, chunk_bytes, max_bytes, "stream")  # type: ignore[arg-type]
 
 
 def folder_files(root: str | os.PathLike[str]) -> list[tuple[str, Path]]:

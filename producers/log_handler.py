@@ -16,14 +16,21 @@ side's rule).
 Inside a job started by ``experiment.submit()`` the job bootstrap attaches one
 to the root logger by itself (``producers.job_bootstrap``).
 
-The handler drops, never blocks on:
+The handler never blocks the thread that logs:
 
-- records of the ``runstream`` and ``kafka`` loggers (``exclude``): the SDK's
-  own diagnostics, which the emitter thread or kafka-python's sender thread
-  may log while the very buffer this handler feeds is full;
-- records emitted on the emitter's own thread, and records logged while this
-  handler is already handling one on the same thread (re-entrancy);
-- records after the run ended (``RunNotActive``).
+- it decides what it skips before any lock (:meth:`RunLogHandler.handle`
+  takes none: queueing is thread-safe by itself): records of the
+  ``runstream`` and ``kafka`` loggers (``exclude``), the SDK's own
+  diagnostics and kafka-python's; records emitted on one of the SDK's own
+  threads (named ``runstream-*``: the emitter, the outbox replayer); records
+  logged while this handler is already handling one on the same thread
+  (re-entrancy). Those diagnostics may be logged while the very buffer this
+  handler feeds is full, so they must never reach it;
+- it never waits for room: a record that does not fit in the SDK's memory
+  bound is dropped and counted (:attr:`RunLogHandler.dropped`), and the next
+  record that fits is preceded by one WARNING line of the ``runstream``
+  logger saying how many were dropped, so the gap shows in the run's log;
+- records after the run ended (``RunNotActive``) are dropped quietly.
 """
 
 from __future__ import annotations
@@ -69,6 +76,9 @@ class RunLogHandler(logging.Handler):
         self._last_resort = stand_in_for_last_resort
         self._local = threading.local()
         self._max_chars: int | None = None
+        self._count_lock = threading.Lock()  # guards the two counters only; never held while waiting
+        self._dropped = 0
+        self._unreported = 0
 
     @property
     def run(self) -> Run:
@@ -82,24 +92,59 @@ class RunLogHandler(logging.Handler):
             self._run = run
         return run
 
-    def _excluded(self, name: str) -> bool:
+    @property
+    def dropped(self) -> int:
+        """Records dropped so far because the SDK's buffer was full (they are never waited for)."""
+        return self._dropped
+
+    def _skipped(self, record: logging.LogRecord) -> bool:
+        name = record.name
         for prefix in self._exclude:
             if name == prefix or name.startswith(prefix + "."):
                 return True
-        return False
+        return getattr(self._local, "busy", False) or threading.current_thread().name.startswith("runstream-")
 
-    def emit(self, record: logging.LogRecord) -> None:
-        """Queue ``record`` as one (or, when long, several) log lines; never raises."""
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Skip, filter and emit ``record`` without taking the handler's lock.
+
+        ``logging.Handler.handle`` holds the handler lock around ``emit``: a
+        record the SDK logs about itself while a user thread is inside
+        ``emit`` would wait for that lock. Here nothing waits: what is skipped
+        is decided first, and ``emit`` is thread-safe without the lock.
+        """
         if self._last_resort:
             self._maybe_last_resort(record)
-        if self._excluded(record.name) or getattr(self._local, "busy", False):
-            return
-        if threading.current_thread().name == "runstream-emitter":
+        if self._skipped(record):
+            return False
+        verdict = self.filter(record)
+        if not verdict:
+            return False
+        if isinstance(verdict, logging.LogRecord):
+            record = verdict
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue ``record`` as one (or, when long, several) log lines if they fit now; never raises, never waits."""
+        if self._skipped(record):
             return
         self._local.busy = True
         try:
             run = self.run
-            run.log_lines(self._lines(run, record))
+            lines = self._lines(run, record)
+            with self._count_lock:
+                unreported = self._unreported
+            if unreported:
+                lines.insert(0, LogLine(int(record.created * 1000), "logging", "runstream", logging.WARNING,
+                                        f"{unreported} logging records dropped: the SDK's buffer was full", None))
+            if run.log_lines(lines, wait=False):
+                if unreported:
+                    with self._count_lock:
+                        self._unreported -= unreported
+            else:
+                with self._count_lock:
+                    self._dropped += 1
+                    self._unreported += 1
         except RunNotActive:
             pass  # the run has ended; other handlers still see the record
         except Exception:

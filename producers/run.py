@@ -46,7 +46,7 @@ from . import lifecycle
 from .chunking import column_chunks, column_size, table_chunks
 from .emitter import RunState
 from .errors import InvalidLogCall, InvalidValueType, RunNotActive
-from .files import check_artifact_path, folder_files, image_bytes, open_upload, slug
+from .files import Upload, check_artifact_path, folder_files, image_bytes, open_upload, slug
 from .jobs.config import ScriptRunConfig
 from .jobs.environment import ENV_EXPERIMENT, ENV_PARENT_RUN_ID, ENV_RUN_ID
 from .jobs.process import start_job
@@ -153,6 +153,12 @@ class Run:
     through ``producers.reading``; a run this process has open is used
     directly). New runs come from ``experiment.start_logging()``,
     ``run.child_run()`` and ``Run.get_context()``.
+
+    An ended run (Completed, Failed, Canceled) still takes data, from any
+    process, at any time, as in Azure ML and MLflow: metrics of every kind,
+    tags, properties and files; its status stays. Only its lifecycle is
+    closed: ``complete``/``fail``/``cancel`` again, ``child_run`` and
+    captured output (``log_lines``) raise :class:`RunNotActive`.
     """
 
     def __init__(self, experiment: Experiment, run_id: str) -> None:
@@ -407,7 +413,8 @@ class Run:
     def _enqueue_metric(self, name: str, kind: str, rows: int, events: list[tuple[type, dict[str, Any], int]]) -> None:
         st = self._st
         emitter = st.emitter
-        emitter.enqueue_many(st, events, prepare=lambda: emitter.register_metric_locked(st, name, kind, rows))
+        emitter.enqueue_many(st, events, prepare=lambda: emitter.register_metric_locked(st, name, kind, rows),
+                             ended_ok=True)
 
     def _description(self, description: Any) -> str:
         if description is None:
@@ -433,32 +440,21 @@ class Run:
     def upload_file(self, name: str, path_or_stream: str | os.PathLike[str] | Any) -> None:
         """Upload a file (a path, or a binary/text stream) into the run's outputs as ``name``.
 
-        The file is read and hashed before anything is queued; chunks are
-        queued as they are read, waiting for room in the buffer if needed.
+        Checked and opened at the call (a missing file, a bad name or a file
+        over the limit raises here; a stream is copied, as it is the
+        caller's); hashed and queued on the SDK's upload thread, so a large
+        file never holds up training. The run's end, ``flush`` and exit wait
+        for it. A file that grows past the limit meanwhile is not sent, with
+        a warning. An ended run takes files too.
         """
-        self._check_active()
         settings = self._experiment.workspace.settings
         upload = open_upload(name, path_or_stream, max_bytes=settings.limits.max_file_bytes,
                              chunk_bytes=settings.file_chunk_bytes)
-        self._send_upload(upload)
-
-    def _send_upload(self, upload: Any) -> None:
         st = self._st
-        try:
-            for index, data in upload.chunks():
-                st.emitter.enqueue(
-                    st, FileChunk,
-                    {"path": upload.path, "upload_id": upload.upload_id, "chunk_index": index,
-                     "chunk_count": upload.chunk_count, "total_size": upload.size, "sha256": upload.sha256,
-                     "content_type": upload.content_type, "data": data},
-                    size=len(data) + 256, block=True,
-                )
-        finally:
-            upload.close()
+        st.emitter.uploads.submit(st.run_id, lambda: _send_upload(st, upload))
 
     def upload_folder(self, name: str, path: str | os.PathLike[str]) -> None:
         """Upload every file under folder ``path`` as ``name/<relative path>``; all are checked first."""
-        self._check_active()
         prefix = check_artifact_path(name)
         settings = self._experiment.workspace.settings
         files = folder_files(path)
@@ -494,7 +490,7 @@ class Run:
             st.tags.update(values)
 
         size = sum(len(k) + len(v or "") for k, v in values.items())
-        st.emitter.enqueue(st, TagsSet, {"tags": values}, size=size, prepare=prepare)
+        st.emitter.enqueue(st, TagsSet, {"tags": values}, size=size, prepare=prepare, ended_ok=True)
 
     def add_properties(self, properties: Mapping[str, str]) -> None:
         """Add properties; like Azure ML's they are immutable: a key keeps its first value."""
@@ -516,7 +512,7 @@ class Run:
             st.properties.update({k: v for k, v in values.items() if v is not None})
 
         size = sum(len(k) + len(v or "") for k, v in values.items())
-        st.emitter.enqueue(st, PropertiesSet, {"properties": values}, size=size, prepare=prepare)
+        st.emitter.enqueue(st, PropertiesSet, {"properties": values}, size=size, prepare=prepare, ended_ok=True)
 
     def get_tags(self) -> Any:
         """The run's tags, read back."""
@@ -528,9 +524,17 @@ class Run:
 
     # -- captured output (RunLogHandler) ----------------------------------------------
 
-    def log_lines(self, lines: Iterable[LogLine]) -> None:
-        """Queue captured output lines / logging records (``schemas.LogLine``) for this run."""
-        self._st.emitter.add_log_lines(self._st, lines)
+    def log_lines(self, lines: Iterable[LogLine], *, wait: bool = True) -> bool:
+        """Queue captured output lines / logging records (``schemas.LogLine``) for this run.
+
+        ``wait=False`` never waits for room in the SDK's buffer: when the lines
+        do not fit now, nothing is queued and the call returns False (a
+        ``logging`` handler drops and counts them instead of stalling).
+        """
+        if wait:
+            self._st.emitter.add_log_lines(self._st, lines)
+            return True
+        return self._st.emitter.offer_log_lines(self._st, list(lines))
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -559,6 +563,7 @@ class Run:
 
     def _end(self, status: str, details: str | None, *, flush: bool = True) -> None:
         st = self._st
+        st.emitter.uploads.wait(st.run_id)  # the final status comes after every file of the run
         st.emitter.enqueue(st, RunStatusChanged, {"status": status, "error_details": details},
                            size=256 + len(details or ""), end=status)
         if flush:
@@ -723,3 +728,23 @@ def _install_context_finisher(run: Run) -> None:
             pass
 
     lifecycle.add_exit_callback(finish)
+
+
+def _send_upload(st: RunState, upload: Upload) -> None:
+    """On the upload thread: hash the file, then queue its chunks back to back; failures are logged."""
+    try:
+        upload.measure()
+        for index, data in upload.chunks():
+            st.emitter.enqueue(
+                st, FileChunk,
+                {"path": upload.path, "upload_id": upload.upload_id, "chunk_index": index,
+                 "chunk_count": upload.chunk_count, "total_size": upload.size, "sha256": upload.sha256,
+                 "content_type": upload.content_type, "data": data},
+                size=len(data) + 256, block=True, ended_ok=True,
+            )
+    except (InvalidLogCall, RunNotActive, OSError) as exc:
+        _log.warning("run %s: file %s not uploaded: %s", st.run_id, upload.path, exc)
+    except Exception:  # a bug must not kill the thread later uploads depend on
+        _log.exception("run %s: file %s not uploaded", st.run_id, upload.path)
+    finally:
+        upload.close()

@@ -324,7 +324,9 @@ class IngestSettings(Settings):
     """Sink retries back off exponentially from ``retry_initial_s`` up to this cap, for ever."""
     shutdown_timeout_s: float = 8.0
     """SIGTERM: the final flush may take this long; then the worker exits without committing (data is re-read)."""
-    rebalance_flush_timeout_s: float = 20.0
+    rebalance_flush_timeout_s: float = 5.0
+    """A rebalance waits this long at most for the worker to write and commit its batch (else the batch is
+    dropped and read again by the partition's next owner). Below the session timeout."""
     session_timeout_ms: int = 10_000
     """Kafka group session timeout: how soon a killed worker's partitions move to another."""
     max_cached_runs: int = 10_000
@@ -341,6 +343,9 @@ class IngestSettings(Settings):
                           "rebalance_flush_timeout_s")
         if self.retry_max_s < self.retry_initial_s:
             raise ConfigurationError("retry_max_s must be >= retry_initial_s")
+        if self.rebalance_flush_timeout_s * 1000 >= self.session_timeout_ms:
+            raise ConfigurationError("rebalance_flush_timeout_s must be below the session timeout "
+                                     f"({self.session_timeout_ms} ms): the group waits for it")
 
     @property
     def embedded_source(self) -> bool:

@@ -177,45 +177,117 @@ def seal_abandoned(directory: Path) -> list[Path]:
     return sealed
 
 
+_FIRST_READ = 64 * 1024
+_MAX_READ = 4 * 1024 * 1024
+
+
+class _Tail:
+    """The bytes of a segment from some offset on, read in growing pieces as they are needed.
+
+    The file is opened for each piece and closed at once: a reader may follow
+    many segments (one per writer) without holding a descriptor for each, and
+    a segment renamed from ``.open`` to ``.seg`` meanwhile is found under its
+    new name.
+    """
+
+    __slots__ = ("path", "start", "buf", "_want", "eof")
+
+    def __init__(self, path: Path, start: int) -> None:
+        self.path = path
+        self.start = start  # file offset of buf[0]
+        self.buf = b""
+        self._want = _FIRST_READ
+        self.eof = False
+
+    def have(self, end: int) -> bool:
+        """Make ``buf`` reach file offset ``end`` if the file is that long now; True when it does."""
+        while self.start + len(self.buf) < end:
+            if self.eof:
+                return False
+            size = max(end - self.start - len(self.buf), self._want)
+            piece = self._read(self.start + len(self.buf), size)
+            self._want = min(self._want * 2, _MAX_READ)
+            self.eof = len(piece) < size  # a short read: the end of the file, as it is now
+            self.buf += piece
+        return True
+
+    def rest(self) -> bytes:
+        """Everything from ``start`` to the end of the file."""
+        while not self.eof:
+            piece = self._read(self.start + len(self.buf), _MAX_READ)
+            if not piece:
+                break
+            self.buf += piece
+        self.eof = True
+        return self.buf
+
+    def drop_before(self, offset: int) -> None:
+        """Forget the bytes before file offset ``offset`` (already parsed)."""
+        if offset - self.start > len(self.buf) // 2:
+            self.buf = self.buf[offset - self.start:]
+            self.start = offset
+
+    def _read(self, offset: int, size: int) -> bytes:
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            sealed = self.path.with_suffix(".seg")
+            if self.path.suffix != ".open" or not sealed.exists():
+                raise
+            self.path = sealed
+            f = open(sealed, "rb")
+        with f:
+            f.seek(offset)
+            return f.read(size)
+
+
 def read_segment(path: Path, offset: int = 0) -> Iterator[SpoolRecord | SpoolCorruption]:
     """Yield records from ``offset`` on.
 
     Stops quietly at an incomplete tail (a live writer is mid-append, or a
     crash cut the last record). A bad CRC or an absurd length yields one
     :class:`SpoolCorruption` carrying the unreadable rest, then stops.
+
+    Reads from ``offset`` on only, in pieces, as records are consumed: a
+    reader following a growing segment reads each byte about once.
     """
     path = Path(path)
-    with open(path, "rb") as f:
-        data = f.read()
+    sealed = path.suffix == ".seg"
     if offset == 0:
-        if len(data) < len(SEGMENT_MAGIC):
+        head = _Tail(path, 0)
+        if not head.have(len(SEGMENT_MAGIC)):
             return
-        if data[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
-            yield SpoolCorruption(path, 0, "bad_segment_magic", data)
+        if head.buf[: len(SEGMENT_MAGIC)] != SEGMENT_MAGIC:
+            yield SpoolCorruption(path, 0, "bad_segment_magic", head.rest())
             return
         offset = len(SEGMENT_MAGIC)
-    sealed = path.suffix == ".seg"
-    while offset + _FRAME.size <= len(data):
-        length, crc = _FRAME.unpack_from(data, offset)
+    tail = _Tail(path, offset)
+    while tail.have(offset + _FRAME.size):
+        buf, base = tail.buf, tail.start
+        length, crc = _FRAME.unpack_from(buf, offset - base)
         start = offset + _FRAME.size
         if length < _KEY_LEN.size or length > MAX_RECORD_BYTES:
-            yield SpoolCorruption(path, offset, "bad_length", data[offset:])
+            yield SpoolCorruption(path, offset, "bad_length", tail.rest()[offset - base:])
             return
-        if start + length > len(data):
+        if not tail.have(start + length):
             if sealed:
-                yield SpoolCorruption(path, offset, "truncated", data[offset:])
+                yield SpoolCorruption(path, offset, "truncated", tail.rest()[offset - tail.start:])
             return
-        body = data[start : start + length]
+        buf, base = tail.buf, tail.start
+        body = buf[start - base: start - base + length]
         if zlib.crc32(body) != crc:
-            yield SpoolCorruption(path, offset, "bad_crc", data[offset:])
+            yield SpoolCorruption(path, offset, "bad_crc", tail.rest()[offset - base:])
             return
         (key_len,) = _KEY_LEN.unpack_from(body, 0)
         if _KEY_LEN.size + key_len > length:
-            yield SpoolCorruption(path, offset, "bad_length", data[offset:])
+            yield SpoolCorruption(path, offset, "bad_length", tail.rest()[offset - base:])
             return
         key = body[_KEY_LEN.size : _KEY_LEN.size + key_len]
         value = body[_KEY_LEN.size + key_len :]
         yield SpoolRecord(path, offset, start + length, key, value)
         offset = start + length
-    if sealed and offset < len(data):
-        yield SpoolCorruption(path, offset, "truncated", data[offset:])
+        tail.drop_before(offset)
+    if sealed:
+        rest = tail.rest()[offset - tail.start:]
+        if rest:
+            yield SpoolCorruption(path, offset, "truncated", rest)

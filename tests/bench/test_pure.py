@@ -70,6 +70,7 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
     ("bench.profiling", ["top_entries", "profile_ingest", "cpu_table"]),
     ("bench.machine", ["describe", "load_snapshot", "busy_processes"]),
     ("bench.codec", ["measure", "scalar_batches"]),
+    ("bench.first_assignment", ["measure", "first_assignment_at"]),
     ("bench.sdk", ["measure"]),
     ("bench.peers", ["measure"]),
     ("bench.raw_kafka", ["measure", "prepare_messages"]),
@@ -86,3 +87,13 @@ def test_codec_batches_hold_every_point() -> None:
 
     batches = scalar_batches(40_000, batch=16_384)
     assert [len(b) for b in batches] == [16_384, 16_384, 7_232]
+
+
+def test_first_assignment_at_skips_empty_assignments() -> None:
+    from bench.first_assignment import first_assignment_at
+
+    log = ("2026-12-01 21:55:13,582 INFO runstream.ingest: partitions assigned: []\n"
+           "2026-12-01 21:55:14,207 INFO runstream.ingest: partitions assigned: [4, 5, 6, 7]\n")
+    at = first_assignment_at(log)
+    assert at is not None and at - first_assignment_at(log.splitlines()[1]) == 0  # type: ignore[operator]
+    assert first_assignment_at(log.splitlines()[0]) is None

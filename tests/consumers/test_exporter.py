@@ -308,3 +308,19 @@ def test_exports() -> None:
     )
     for name in exporter.__all__:
         assert getattr(exporter, name).__doc__ or name == "SERIES"
+
+
+def test_every_runstream_table_has_its_series_once_clickhouse_answers() -> None:
+    # Issue 12, item 7: a table ingest has not written yet (or a database not created yet) is 0 rows,
+    # not "no data"; while ClickHouse does not answer, the table series stay away (clickhouse_up says why).
+    from store.base import TABLES
+
+    registry = CollectorRegistry()
+    collector = PipelineCollector(registry, clock=lambda: NOW)
+    collector.update_clickhouse(TableHealth(tables={"runs": (3, 1)}), seconds=0.1)
+    samples = scrape(registry)
+    for table in TABLES:
+        assert samples[("runstream_table_rows", (("table", table),))] == (3 if table == "runs" else 0)
+        assert samples[("runstream_table_active_parts", (("table", table),))] == (1 if table == "runs" else 0)
+    collector.update_clickhouse(None, seconds=5.0)
+    assert not [key for key in scrape(registry) if key[0] == "runstream_table_rows"]

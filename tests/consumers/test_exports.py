@@ -10,6 +10,7 @@ EXPECTED = {
     "consumers.limits": ["RunCounters", "NewName", "CounterLoader", "StoreCounterLoader", "RunLimiter",
                          "metric_kind"],
     "consumers.message": ["RawMessage"],
+    "consumers.metrics": ["IngestMetrics", "REJECTION_REASONS"],
     "consumers.rows": ["TABLE_COLUMNS", "WRITE_ORDER", "RejectionRow", "RowBuffer", "group_rejections"],
     "consumers.service": ["IngestService", "HomeBusy", "Interrupted", "ON_DEMAND_ROLE"],
     "consumers.errors": ["IngestError", "InvalidEvent", "RunLimitExceeded", "SourceError", "DeadLetterError"],

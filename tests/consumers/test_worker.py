@@ -171,12 +171,44 @@ def test_writer_progress_covers_rejected_events_too():
     assert max(p["seq"] for p in progress if p["run_id"] == "r") == 2
 
 
-def test_redelivery_produces_identical_keys():
+def test_a_redelivery_after_a_crash_produces_identical_keys():
+    from store.errors import StoreError
+
+    class DiesBeforeProgress(InMemorySink):
+        def write(self, table, columns):
+            if table == "writer_progress":
+                raise sink_error("the worker was killed here", retriable=True)
+            super().write(table, columns)
+
     event = f.scalars("r", names=["a", "b"], points=3)
-    worker, clock, _ = make([f.message(event), f.message(event)])
+    sink = DiesBeforeProgress()
+    first, _, _ = make([f.message(event)], sink=sink)
+    first.step()
+    with pytest.raises(StoreError):
+        first._write_batch()  # the points are in, writer_progress is not: nothing says they were handled
+    sink.__class__ = InMemorySink
+    second, clock, _ = make([f.message(event)], sink=sink)
+    pump(second, clock)
+    keys = [(r["writer_id"], r["seq"], r["idx"]) for r in sink.rows("metric_scalars")]
+    assert len(keys) == 12 and len(set(keys)) == 6  # written twice, identical keys: they collapse
+
+
+def test_a_message_already_handled_is_skipped_not_counted_again():
+    # Issue 12, item 4: by identity (writer, seq): a copy at or below the writer's progress is a re-delivery.
+    event = f.scalars("r", names=["a"], points=3)
+    worker, clock, _ = make([f.message(event), f.message(event)], limits=RunLimits(max_rows_per_metric=4))
     pump(worker, clock)
-    keys = [(r["writer_id"], r["seq"], r["idx"]) for r in worker.sink.rows("metric_scalars")]
-    assert len(keys) == 12 and len(set(keys)) == 6
+    assert len(worker.sink.rows("metric_scalars")) == 3 and worker.sink.rows("rejected_events") == []
+    assert worker.source.committed == 2
+    from consumers.limits import RunCounters
+
+    stored = RunCounters(names={"a": "scalar"}, rows={"a": 3}, progress={"w1": event.seq})
+    again, clock, _ = make([f.message(event), f.message(f.scalars("r", names=["a"], points=2))],
+                           limits=RunLimits(max_rows_per_metric=4))
+    again.limiter._loader.counters["r"] = stored
+    pump(again, clock)
+    assert [r["step"] for r in again.sink.rows("metric_scalars")] == [0]  # the new batch's first point fits
+    assert [r["reason"] for r in again.sink.rows("rejected_events")] == ["too_many_rows"]
 
 
 def test_metrics_are_reported():
@@ -188,7 +220,9 @@ def test_metrics_are_reported():
     assert registry.get_sample_value("runstream_active_runs") is not None
 
 
-def test_rebalance_flushes_and_commits_before_revocation():
+def test_on_revoke_flushes_and_commits():
+    # The worker's half only; rebalances themselves are tested against the real broker with a second
+    # group member in tests/integration/test_kafka_source.py.
     worker, clock, _ = make([f.message(f.scalars())])
     worker.step()
     assert worker.source.committed == 0
@@ -197,7 +231,7 @@ def test_rebalance_flushes_and_commits_before_revocation():
     assert len(worker.sink.rows("metric_scalars")) == 3
 
 
-def test_rebalance_with_sink_down_drops_the_batch_for_the_next_owner():
+def test_on_revoke_with_the_sink_down_drops_the_batch_for_the_next_owner():
     sink = InMemorySink()
     worker, clock, _ = make([f.message(f.scalars())], sink=sink, rebalance_flush_timeout_s=0.01)
     worker._monotonic = __import__("time").monotonic
@@ -206,6 +240,26 @@ def test_rebalance_with_sink_down_drops_the_batch_for_the_next_owner():
     worker.on_revoke()
     assert worker.source.committed == 0 and worker.source.position == 0 and worker.buffered_rows == 0
     assert not worker.source.paused
+
+
+def test_a_rebalance_announced_during_a_flush_ends_it_within_the_budget():
+    # The source's idle() is where a pending rebalance is noticed while the worker retries a write.
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink, session_timeout_ms=10_000)
+    source = worker.source
+    calls = []
+
+    def idle():
+        calls.append(clock.t)
+        clock.t += 1.0
+        worker.on_revoke()
+
+    source.idle = idle
+    worker.step()
+    sink.down = True
+    assert worker.flush() is False  # without a deadline it would retry for ever
+    assert worker.buffered_rows == 0 and source.position == 0 and source.committed == 0
+    assert calls[-1] - calls[0] <= 5.0  # rebalance_flush_timeout_s, below the 10 s session timeout
 
 
 def test_counter_store_down_blocks_processing_until_it_answers():
@@ -278,6 +332,54 @@ def test_rows_the_server_refuses_as_invalid_are_isolated_and_dead_lettered():
     assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
 
 
+class _PickySink(InMemorySink):
+    """Refuses, as invalid, any metric_scalars batch holding the name "poison"; ``fail_step_2`` times a
+    retriable failure of a write holding step 2 (a per-message write after the poison one)."""
+
+    def __init__(self, fail_step_2: int = 0) -> None:
+        super().__init__()
+        self.fail_step_2 = fail_step_2
+
+    def write(self, table, columns):
+        if table == "metric_scalars" and "poison" in columns["name"]:
+            raise sink_error("Code: 53. Type mismatch", retriable=False)
+        if table == "metric_scalars" and self.fail_step_2 and list(columns["step"]) == [2, 3]:
+            self.fail_step_2 -= 1
+            raise sink_error("Code: 210. Connection refused", retriable=True)
+        super().write(table, columns)
+
+
+class _FlakyDeadLetters(MemoryDeadLetters):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def send(self, letters):
+        from consumers.errors import DeadLetterError
+
+        if self.failures:
+            self.failures -= 1
+            raise DeadLetterError("dead-letter topic unreachable")
+        super().send(letters)
+
+
+@pytest.mark.parametrize("case", ["dead_letters_fail_once", "later_message_write_fails_once"])
+def test_a_refused_message_is_never_committed_without_its_dead_letter(case):
+    # Issue 12, item 2: the refused message used to be marked handled before its dead letter was sent, so a
+    # failed send (or a retriable failure of a later per-message write) committed it with no trace at all.
+    sink = _PickySink(fail_step_2=1 if case == "later_message_write_fails_once" else 0)
+    msgs = [f.message(f.scalars("r", names=["ok"], points=2)), f.message(f.scalars("r", names=["poison"])),
+            f.message(f.scalars("r", names=["ok"], points=2, start_step=2))]
+    worker, clock, registry = make(msgs, sink=sink)
+    worker.dead_letters = _FlakyDeadLetters(1 if case == "dead_letters_fail_once" else 0)
+    pump(worker, clock)
+    assert worker.source.committed == 3
+    assert [(l.reason, l.message) for l in worker.dead_letters.letters] == [("sink_rejected", msgs[1])]
+    assert [r["reason"] for r in sink.rows("rejected_events")] == ["sink_rejected"]
+    assert sorted(r["step"] for r in sink.rows("metric_scalars")) == [0, 1, 2, 3]
+    assert registry.get_sample_value("runstream_dlq_messages_total", {"reason": "sink_rejected"}) == 1
+
+
 _VALID = [encode(e) for e in (f.scalars("r", points=3, text={1: "t"}), f.table("r"), f.row("r", x=1, y="s"),
                                f.started("r"), f.logs("r"), f.chunk("r"), f.image("r"), f.list_logged("r"))]
 
@@ -308,3 +410,38 @@ def test_no_bytes_crash_or_stall_the_worker(values):
     pump(worker, clock, rounds=3)
     assert worker.source.committed == len(msgs)
     assert "sentinel" in {r["name"] for r in worker.sink.rows("metric_scalars")}
+
+
+def test_an_ended_run_tagged_later_is_not_active_again():
+    import time
+
+    now = int(time.time() * 1000)
+    msgs = [f.message(f.started("r", created_ms=now)), f.message(f.heartbeat("r", created_ms=now)),
+            f.message(f.started("live", created_ms=now)), f.message(f.status("r", created_ms=now)),
+            f.message(f.tags("r", {"best": None}, created_ms=now)), f.message(f.scalars("r", created_ms=now))]
+    worker, clock, registry = make(msgs)
+    pump(worker, clock)
+    assert registry.get_sample_value("runstream_active_runs") == 1  # "live" only
+
+
+def test_a_long_backoff_keeps_the_source_alive_and_notices_a_rebalance_within_a_slice():
+    sink = InMemorySink()
+    worker, clock, _ = make([f.message(f.scalars())], sink=sink)
+    worker.config = IngestSettings(retry_initial_s=2.0, retry_max_s=2.0, metrics_port=None)
+    waits = []
+    worker._stop.wait = waits.append  # no real sleeping; record each wait instead
+    idles = []
+
+    def idle():
+        idles.append(clock.t)
+        if len(idles) == 2:
+            worker.on_revoke()  # announced during the first 2 s backoff
+        clock.t += 0.5
+
+    worker.source.idle = idle
+    worker.step()
+    sink.down = True
+    assert worker.flush() is False
+    assert waits and max(waits) <= 0.5  # a 2 s backoff is waited in 0.5 s slices, idle() between them
+    assert idles[-1] - idles[1] <= 5.0  # announced at the 2nd idle: the batch went within the 5 s budget
+    assert worker.buffered_rows == 0  # dropped for the rebalance, read again by the next owner

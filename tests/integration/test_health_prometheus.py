@@ -29,9 +29,10 @@ import pytest
 import yaml
 
 import schemas
-from schemas.kafka_client import kafka
+from consumers.metrics import REJECTION_REASONS
 from consumers.testing import create_topic, produce, wait_until
 from runstream.testing import IngestProcess
+from schemas.kafka_client import kafka
 from schemas import ScalarBatch
 from stack import REPO_ROOT, free_ports
 from test_health_exporter import ExporterProcess
@@ -214,11 +215,15 @@ def test_prometheus_sees_the_counters_move_and_the_lag_return_to_zero(
 
                 assert scalar(prom, 'up{job="runstream-ingest"}') == 1
                 consumed = promql(prom, "sum by (event_type) (runstream_events_consumed_total)")
-                assert {r["metric"]["event_type"]: float(r["value"][1]) for r in consumed} == events
+                by_type = {r["metric"]["event_type"]: float(r["value"][1]) for r in consumed}
+                assert {t: n for t, n in by_type.items() if n} == events
+                # Every event type and reason has a series from the start (0 until it happens).
+                assert set(by_type) == {e.EVENT_TYPE for e in schemas.EVENT_TYPES}
                 rejected = promql(prom, "sum by (reason) (runstream_events_rejected_total)")
                 by_reason = {r["metric"]["reason"]: float(r["value"][1]) for r in rejected}
                 assert sum(by_reason.values()) == len(bad), by_reason
-                assert set(by_reason) <= schemas.DecodeError.REASONS, by_reason
+                assert {r for r, n in by_reason.items() if n} <= schemas.DecodeError.REASONS, by_reason
+                assert set(by_reason) == REJECTION_REASONS
                 assert scalar(prom, "sum(runstream_clickhouse_insert_errors_total)") == 0
                 assert (scalar(prom, "sum(runstream_clickhouse_insert_seconds_count)") or 0) >= 1
                 assert (scalar(prom, "sum(runstream_end_to_end_latency_seconds_count)") or 0) >= 1

@@ -1,14 +1,22 @@
 """Per-run limits on the real stack: the 51st metric name is rejected, the first 50 keep every point,
-also when the worker that saw the first 50 names was killed and a fresh one takes over."""
+also when the worker that saw the first 50 names was killed and a fresh one takes over; a batch re-read by
+the next owner is never counted twice."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from clickhouse_driver import Client
 
 import schemas
-from consumers.testing import create_topic, produce, wait_until
+from consumers.limits import RunLimiter, StoreCounterLoader
+from consumers.message import RawMessage
+from consumers.testing import ListSource, MemoryDeadLetters, create_topic, produce, wait_until
+from consumers.worker import Worker
 from runstream.testing import IngestProcess
-from schemas import ScalarBatch
+from schemas import RunLimits, ScalarBatch
+from schemas.settings import IngestSettings
+from store import open_store
 
 _seq = iter(range(1, 10_000))
 
@@ -67,3 +75,43 @@ def test_51st_name_rejected_first_50_keep_every_point_across_a_restart(kafka_boo
     assert "m50" in rejected[0][1] and "20 points" in rejected[0][1]
     client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
     client.disconnect()
+
+
+def _points(seq: int, steps: range) -> RawMessage:
+    event = ScalarBatch(writer_id="w_redeliver", seq=seq, run_id="run_redeliver", experiment="limits", created_ms=1,
+                        names=["loss"], descriptions=[""], name_idx=[0] * len(steps), steps=list(steps),
+                        times_ms=list(steps), values=[0.5] * len(steps))
+    return RawMessage("events/0", 0, seq, b"run_redeliver", schemas.encode(event), 1)
+
+
+def _worker(store: object, messages: list[RawMessage]) -> Worker:
+    config = IngestSettings(metrics_port=None, retry_initial_s=0.01, retry_max_s=0.05)
+    limiter = RunLimiter(RunLimits(max_rows_per_metric=20), StoreCounterLoader(store))  # type: ignore[arg-type]
+    return Worker(source=ListSource(messages), sink=store, limiter=limiter,  # type: ignore[arg-type]
+                  dead_letters=MemoryDeadLetters(), config=config)
+
+
+def test_a_redelivered_batch_is_not_counted_twice_by_the_next_owner(clickhouse_url: str, unique_name: str) -> None:
+    # Issue 12, item 4: the worker that owned the run wrote a batch, then lost its commit to a rebalance; the
+    # next owner loaded counts that already held the batch and counted it again as it re-read it, so a metric
+    # near its row limit got points rejected as too_many_rows although they were stored.
+    store = open_store(clickhouse_url.rsplit("/", 1)[0] + "/" + unique_name, Path("."))
+    try:
+        store.migrate()
+        batch = [_points(1, range(0, 15))]
+        first = _worker(store, batch)
+        first.source.commit = lambda: None  # type: ignore[method-assign]  # the commit lost to the rebalance
+        first.step()
+        assert first.flush()
+        nxt = _worker(store, batch + [_points(2, range(15, 20)), _points(3, range(20, 23))])
+        while nxt.step():
+            pass
+        assert nxt.flush() and nxt.source.committed == 3
+        rows = store.query("SELECT count() FROM {db}.metric_scalars FINAL WHERE run_id = 'run_redeliver'")
+        assert rows[0][0] == 20  # every point up to the limit is stored
+        rejected = store.query("SELECT reason, count() FROM {db}.rejected_events FINAL "
+                               "WHERE run_id = 'run_redeliver' GROUP BY reason")
+        assert rejected == [("too_many_rows", 1)]  # seq 3 only (one row per rejected group)
+    finally:
+        store.query("DROP DATABASE IF EXISTS {db}")
+        store.close()

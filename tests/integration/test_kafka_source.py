@@ -1,34 +1,39 @@
-"""KafkaSource against the real broker: joining with the topic's metadata, and replacing a consumer
-whose rebalance never assigns (a kafka-python 3.0.12 hang) without losing or repeating a message."""
+"""KafkaSource (and a Worker on it) against the real broker, with real second group members: joining,
+rewinding, and rebalances settled on the worker's thread before the join (issue 12, items 3 and 8)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
+from consumers.limits import RunLimiter
 from consumers.source import KafkaSource
-from consumers.testing import create_topic, produce, wait_until
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from consumers.testing import FixedCounterLoader, InMemorySink, MemoryDeadLetters, create_topic, produce, wait_until
+from consumers.worker import Worker
+from schemas import RunLimits, ScalarBatch, decode, encode
+from schemas.settings import IngestSettings
 
 
 @contextlib.contextmanager
-def _second_member(bootstrap: str, topic: str) -> Iterator[None]:
-    """Another member of the group, polling in a thread: its join revokes the first member's partitions."""
+def _second_member(bootstrap: str, topic: str) -> Iterator[list[Any]]:
+    """Another member of the group, polling (and committing) in a thread: its join revokes the first
+    member's partitions. Yields the list of messages it is handed."""
     other = KafkaSource(bootstrap=bootstrap, topic=topic, group=topic, on_revoke=lambda: None)
+    got: list[Any] = []
     stop = threading.Event()
-    helper = threading.Thread(target=lambda: [other.poll(10, 0.2) for _ in iter(stop.is_set, True)])
+
+    def run() -> None:
+        while not stop.is_set():
+            got.extend(other.poll(10, 0.2))
+            other.commit()
+
+    helper = threading.Thread(target=run)
     helper.start()
     try:
-        yield
+        yield got
     finally:
         stop.set()
         helper.join(10)
@@ -52,53 +57,6 @@ def test_the_first_join_assigns_every_partition(kafka_bootstrap: str, unique_nam
         source.close()
 
 
-def test_a_stalled_rebalance_gets_a_new_consumer_that_resumes_from_the_commit(kafka_bootstrap: str,
-                                                                               unique_name: str) -> None:
-    create_topic(kafka_bootstrap, unique_name, 2)
-    produce(kafka_bootstrap, unique_name, [(b"k%d" % i, b"v%d" % i) for i in range(10)])
-    clock = _Clock()
-    source = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name, on_revoke=lambda: None,
-                         join_stall_s=5.0, monotonic=clock)
-    try:
-        first = _poll_all(source, 10)
-        source.commit()
-        old = source._consumer
-        # Pretend a rebalance began long ago and never assigned: the next poll must replace the consumer.
-        source._joining_since = clock.now - 6.0
-        produce(kafka_bootstrap, unique_name, [(b"k%d" % i, b"v%d" % i) for i in range(10, 15)])
-        rest = _poll_all(source, 5)
-        assert source._consumer is not old and source._joining_since is None
-        assert sorted(m.value for m in first + rest) == sorted(b"v%d" % i for i in range(15))
-    finally:
-        source.close()
-
-
-def test_offsets_flushed_during_a_revoke_are_committed_after_the_rebalance(kafka_bootstrap: str,
-                                                                           unique_name: str) -> None:
-    # kafka-python 3.0.12 refuses a blocking commit inside a rebalance listener; the worker's
-    # flush-and-commit on revoke must still leave the group's offsets at what was written.
-    create_topic(kafka_bootstrap, unique_name, 2)
-    produce(kafka_bootstrap, unique_name, [(None, b"v%d" % i) for i in range(20)])
-    box: list[KafkaSource] = []
-    source = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name,
-                         on_revoke=lambda: box[0].commit())  # what Worker.on_revoke does after its flush
-    box.append(source)
-    try:
-        got = _poll_all(source, 20)  # handed out, not committed yet
-        assert len(got) == 20
-        with _second_member(kafka_bootstrap, unique_name):
-            # The second member's join revokes our partitions (our listener commits), then one comes back.
-            wait_until(lambda: source.poll(10, 0.2) is not None and len(source._consumer.assignment()) == 1
-                       and not source._pending_commit, timeout_s=60, what="the rebalance and the pending commit")
-        [mine] = source._consumer.assignment()
-        ends: dict[int, int] = {}
-        for m in got:
-            ends[m.partition] = max(ends.get(m.partition, 0), m.offset + 1)
-        assert source._consumer.committed(mine) == ends[mine.partition]
-    finally:
-        source.close()
-
-
 def test_rewind_hands_out_the_uncommitted_messages_again(kafka_bootstrap: str, unique_name: str) -> None:
     create_topic(kafka_bootstrap, unique_name, 2)
     produce(kafka_bootstrap, unique_name, [(None, b"v%d" % i) for i in range(20)])
@@ -112,27 +70,109 @@ def test_rewind_hands_out_the_uncommitted_messages_again(kafka_bootstrap: str, u
         source.close()
 
 
-def test_a_batch_dropped_during_a_revoke_is_read_again_when_its_partition_comes_back(kafka_bootstrap: str,
-                                                                                     unique_name: str) -> None:
-    # What Worker.on_revoke does when ClickHouse cannot take the batch in time: discard and rewind.
+def _event_messages(count: int) -> list[tuple[bytes, bytes]]:
+    """``count`` one-point scalar events over 8 runs (keys spread over the partitions)."""
+    out = []
+    for i in range(count):
+        run_id = f"run{i % 8}"
+        event = ScalarBatch(writer_id="w1", seq=i + 1, run_id=run_id, experiment="e", created_ms=1_700_000_000_000,
+                            names=["loss"], descriptions=[""], name_idx=[0], steps=[i], times_ms=[1_700_000_000_000],
+                            values=[float(i)], text_pos=[], text_values=[])
+        out.append((run_id.encode(), encode(event)))
+    return out
+
+
+def _worker(bootstrap: str, topic: str, sink: InMemorySink) -> tuple[Worker, list[str]]:
+    """A real Worker on a real KafkaSource; the list records the thread of every on_revoke call."""
+    config = IngestSettings(kafka=bootstrap, topic=topic, group=topic, metrics_port=None, flush_interval_s=3600,
+                          flush_rows=1_000_000, retry_initial_s=0.05, retry_max_s=0.2)
+    threads: list[str] = []
+    box: list[Worker] = []
+
+    def on_revoke() -> None:
+        threads.append(threading.current_thread().name)
+        box[0].on_revoke()
+
+    source = KafkaSource(bootstrap=bootstrap, topic=topic, group=topic, on_revoke=on_revoke,
+                         session_timeout_ms=config.session_timeout_ms)
+    worker = Worker(source=source, sink=sink, limiter=RunLimiter(RunLimits(), FixedCounterLoader()),
+                    dead_letters=MemoryDeadLetters(), config=config)
+    box.append(worker)
+    return worker, threads
+
+
+def _settle(worker: Worker) -> None:
+    """Step until the worker owns partitions and its group has been quiet for 2 s."""
+    wait_until(lambda: worker.step() is not None and worker.source.ready, timeout_s=60, what="an assignment")
+    quiet_until = time.monotonic() + 2.0
+    while time.monotonic() < quiet_until:
+        worker.step()
+
+
+def _committed(source: KafkaSource, topic: str, partitions: int) -> dict[int, int | None]:
+    from kafka import TopicPartition
+
+    return {p: source._consumer.committed(TopicPartition(topic, p)) for p in range(partitions)}
+
+
+def test_a_rebalance_flushes_and_commits_on_the_workers_thread_before_the_partitions_move(
+        kafka_bootstrap: str, unique_name: str) -> None:
+    # Issue 12, items 3 and 8: the flush used to run inside kafka-python's rebalance listener, on its IO
+    # thread, and the commit of a partition that moved was dropped, so its next owner read the batch again.
     create_topic(kafka_bootstrap, unique_name, 2)
-    produce(kafka_bootstrap, unique_name, [(None, b"v%d" % i) for i in range(20)])
-    box: list[KafkaSource] = []
-    source = KafkaSource(bootstrap=kafka_bootstrap, topic=unique_name, group=unique_name,
-                         on_revoke=lambda: box[0].rewind())
-    box.append(source)
+    sink = InMemorySink()
+    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
+    _settle(worker)
+    produce(kafka_bootstrap, unique_name, _event_messages(40))
     try:
-        got = _poll_all(source, 20)
-        again: list[Any] = []
-        with _second_member(kafka_bootstrap, unique_name):
-            wait_until(lambda: again.extend(source.poll(10, 0.2)) or len(source._consumer.assignment()) == 1,
+        wait_until(lambda: worker.step() is not None and worker.buffered_rows >= 40, timeout_s=60,
+                   what="40 points buffered, none flushed")
+        assert sink.rows("metric_scalars") == []
+        with _second_member(kafka_bootstrap, unique_name) as theirs:
+            wait_until(lambda: worker.step() is not None and len(worker.source._consumer.assignment()) == 1,
                        timeout_s=60, what="the rebalance")
-            [mine] = source._consumer.assignment()
-            expected = {m.offset for m in got if m.partition == mine.partition}
-            # Every dropped message comes back (a second rebalance may hand some out twice: the
-            # rows collapse downstream).
-            wait_until(lambda: again.extend(source.poll(10, 0.2)) or
-                       expected <= {m.offset for m in again if m.partition == mine.partition},
-                       timeout_s=30, what="the dropped messages again")
+            assert threads and set(threads) == {threading.current_thread().name}
+            assert sorted(r["step"] for r in sink.rows("metric_scalars")) == list(range(40))
+            # Both partitions were committed before either moved: the second member starts where we stopped.
+            assert sum(offset or 0 for offset in _committed(worker.source, unique_name, 2).values()) == 40
+            produce(kafka_bootstrap, unique_name, _event_messages(60)[40:])
+            wait_until(lambda: worker.step() is not None and worker.flush() and
+                       len(sink.rows("metric_scalars")) + len(theirs) >= 60, timeout_s=60, what="the new messages")
+            assert len(sink.rows("metric_scalars")) + len(theirs) == 60  # nothing of the first 40 read again
     finally:
-        source.close()
+        worker.source.close()
+
+
+def test_a_rebalance_while_clickhouse_refuses_keeps_the_member_and_drops_the_batch_within_the_budget(
+        kafka_bootstrap: str, unique_name: str) -> None:
+    # A slow sink used to hold the rebalance listener (and the heartbeats) for 20 s against a 10 s
+    # session timeout: the member was evicted mid-flush. Now the flush ends within the budget
+    # (half the session timeout), the batch is dropped uncommitted and read again, the member stays.
+    create_topic(kafka_bootstrap, unique_name, 2)
+    sink = InMemorySink()
+    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
+    _settle(worker)
+    produce(kafka_bootstrap, unique_name, _event_messages(40))
+    try:
+        wait_until(lambda: worker.step() is not None and worker.buffered_rows >= 40, timeout_s=60,
+                   what="40 points buffered")
+        member = worker.source._consumer._coordinator._generation.member_id
+        sink.down = True
+        with _second_member(kafka_bootstrap, unique_name) as theirs:
+            started = time.monotonic()
+            flusher = threading.Thread(target=worker.flush, name="worker")  # retries with the source paused
+            flusher.start()
+            flusher.join(30)
+            assert not flusher.is_alive() and time.monotonic() - started < 15
+            assert set(threads) == {"worker"} and worker.buffered_rows == 0 and sink.rows("metric_scalars") == []
+            sink.down = False
+            wait_until(lambda: worker.step() is not None and len(worker.source._consumer.assignment()) == 1,
+                       timeout_s=30, what="the rebalance")
+            assert worker.source._consumer._coordinator._generation.member_id == member  # never evicted
+            wait_until(lambda: worker.step() is not None and worker.flush() and
+                       len(sink.rows("metric_scalars")) + len(theirs) >= 40, timeout_s=60,
+                       what="every message read again by its owner")
+            mine = {r["step"] for r in sink.rows("metric_scalars")}
+            assert mine | {decode(m.value).steps[0] for m in theirs} == set(range(40))
+    finally:
+        worker.source.close()

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import pytest
+from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException as ServerError
 
 import schemas
 from consumers.testing import create_topic, produce, wait_until
@@ -309,3 +313,102 @@ def test_kafka_mode_without_ingest_names_the_missing_command(kafka_bootstrap, cl
         client = Client.from_url(clickhouse_url.rsplit("/", 1)[0] + "/default")
         client.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
         client.disconnect()
+
+
+READ_ONLY_USER = "runstream_reader"
+"""deploy/local/clickhouse/users.xml: profile readonly=1 (no INSERT, no DDL, no SET)."""
+
+
+def test_every_read_works_through_a_read_only_user(kafka_bootstrap, clickhouse_url, unique_name, tmp_path):
+    # Issue 12, item 5: the read path ran migrate() (CREATE DATABASE IF NOT EXISTS ...) on its first read,
+    # which a read-only user may not do. Readers never run DDL.
+    server = urlsplit(clickhouse_url)
+    writer_url = f"{server.scheme}://{server.netloc}/{unique_name}"
+    reader_url = f"{server.scheme}://{READ_ONLY_USER}@{server.hostname}:{server.port}/{unique_name}"
+    admin = Client.from_url(f"{server.scheme}://{server.netloc}/default")
+    read_only = Client.from_url(f"{server.scheme}://{READ_ONLY_USER}@{server.hostname}:{server.port}/default")
+    try:
+        with pytest.raises(ServerError, match="readonly"):  # the user really cannot write
+            read_only.execute(f"CREATE DATABASE `{unique_name}_x`")
+        settings = WorkspaceSettings(home=tmp_path / "reader", kafka=kafka_bootstrap, clickhouse=reader_url,
+                                     visible_timeout_s=90)
+        reader = open_reader(settings)
+        # Before ingest created anything: nothing to read, and the reader created nothing.
+        assert reader.get_runs("readback") == []
+        with pytest.raises(RunNotFound):
+            reader.get_run("readback", "run_ro")
+        assert admin.execute("SELECT count() FROM system.databases WHERE name = %(db)s", {"db": unique_name}) == [(0,)]
+        create_topic(kafka_bootstrap, unique_name, 2)
+        log = _complete_run("run_ro")
+        produce(kafka_bootstrap, unique_name, [(e.run_id.encode(), schemas.encode(e)) for e in log.events])
+        worker = IngestProcess(["--kafka", kafka_bootstrap, "--clickhouse", writer_url, "--topic", unique_name,
+                                "--group", unique_name, "--dlq-topic", unique_name + ".dlq", "--flush-interval",
+                                "0.1", "--home", str(tmp_path / "ingest")], tmp_path / "worker.log").start()
+        try:
+            reader.wait_visible(log.run_id, log.writer_id, log.last_seq)
+            assert reader.get_metrics(log.run_id)["loss"] == [1.0, 0.5, 0.25]
+            assert reader.get_tags(log.run_id) == {"team": "nlp", "flag": "", "stage": "ft"}
+            assert reader.get_details(log.run_id)["status"] == "Completed"
+            assert reader.get_file_names(log.run_id) == ["images/roc/1.png", "outputs/model.bin"]
+            assert Path(reader.download_file(log.run_id, "outputs/model.bin", tmp_path / "m.bin")).read_bytes() == BLOB
+            assert [line.message for line in reader.get_logs(log.run_id)] == ["epoch 1", "bad"]
+            assert [r.run_id for r in reader.get_runs("readback")] == ["run_ro"]
+            reader.wait_settled(log.run_id)
+            assert worker.stop() == 0, worker.output()
+        finally:
+            worker.kill()
+    finally:
+        admin.execute(f"DROP DATABASE IF EXISTS `{unique_name}`")
+        admin.disconnect()
+        read_only.disconnect()
+
+
+_TAG_ENDED_RUN = """
+import sys
+from producers import Experiment, Run, Workspace
+
+kafka, clickhouse, home, topic, run_id = (a or None for a in sys.argv[1:])
+with Workspace(kafka=kafka, clickhouse=clickhouse, home=home, topic=topic, install_signal_handlers=False) as ws:
+    run = Run(Experiment(ws, "ended-runs"), run_id)
+    assert run.get_status() == "Completed", run.get_status()
+    run.tag("best")                                  # Azure ML's sample: tag a fetched, completed run
+    run.set_tags({"team": "audio"})                  # a later value wins
+    run.add_properties({"picked_by": "sweep-report"})
+    run.log("test_acc", 0.93)                        # MLflow takes metrics on a FINISHED run
+    run.log("loss", 0.1, step=2)                     # a new process starts its default steps at 0
+"""
+
+
+def test_an_ended_run_takes_tags_properties_and_metrics_from_another_process(backend, monkeypatch, tmp_path):
+    # Issue 12, item 6: Run(experiment, id).tag(...) on a completed run raised RunNotActive.
+    import subprocess
+    import sys
+
+    from producers import Experiment, Run, Workspace
+
+    for var in ("RUNSTREAM_KAFKA", "RUNSTREAM_CLICKHOUSE", "RUNSTREAM_HOME", "RUNSTREAM_TOPIC", "RUNSTREAM_CONFIG"):
+        monkeypatch.delenv(var, raising=False)
+    s = backend.settings
+    with Workspace(kafka=s.kafka, clickhouse=s.clickhouse, home=s.home, topic=backend.topic,
+                   install_signal_handlers=False) as ws:
+        experiment = Experiment(ws, "ended-runs")
+        run = experiment.start_logging(tags={"team": "vision"})
+        run.log("loss", 1.0)
+        run.log("loss", 0.5)
+        run.complete()
+        assert run.get_status() == "Completed"
+    args = [s.kafka or "", s.clickhouse or "", str(s.home), backend.topic or "", run.id]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNSTREAM_")}
+    done = subprocess.run([sys.executable, "-c", _TAG_ENDED_RUN, *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Workspace(kafka=s.kafka, clickhouse=s.clickhouse, home=s.home, topic=backend.topic,
+                   install_signal_handlers=False) as ws:
+        again = Run(Experiment(ws, "ended-runs"), run.id)
+        wait_until(lambda: again.get_tags().get("best") is not None and "test_acc" in again.get_metrics(),
+                   timeout_s=90, what="the other process's tag and metric")
+        assert again.get_tags() == {"team": "audio", "best": ""}
+        assert again.get_properties()["picked_by"] == "sweep-report"
+        metrics = again.get_metrics()
+        assert metrics["test_acc"] == 0.93 and metrics["loss"] == [1.0, 0.5, 0.1]
+        assert again.get_status() == "Completed"  # the status stays

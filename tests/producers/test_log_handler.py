@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from producers import Experiment, Run, RunLogHandler, Workspace
+from producers.errors import TransportError
 from producers.testing import InMemoryTransport
 from schemas import LogBatch, LogLine, RunLimits
 
@@ -144,3 +146,63 @@ def test_records_from_the_emitter_thread_are_ignored(ws: Workspace, transport: I
     thread.join()
     logger.warning("from a user thread")
     assert [line.message for line in lines(ws, transport)] == ["from a user thread"]
+
+
+class _OutageTransport(InMemoryTransport):
+    """Refuses every send until ``outage_s`` after the first one, then takes them (a broker coming back)."""
+
+    def __init__(self, outage_s: float) -> None:
+        super().__init__()
+        self._outage_s = outage_s
+        self._until: float | None = None
+
+    def send(self, topic: str, key: bytes, value: bytes) -> None:
+        now = time.monotonic()
+        if self._until is None:
+            self._until = now + self._outage_s
+        if now < self._until:
+            raise TransportError("broker unreachable")
+        super().send(topic, key, value)
+
+
+def test_a_full_buffer_never_stalls_a_logging_call_and_drops_are_counted(tmp_path) -> None:
+    # Issue 12, item 1: the handler sits on the root logger (as in a submitted job), the buffer is tiny
+    # and the transport fails for 2 s. Before the fix the user's thread waited inside emit() holding the
+    # handler lock, the emitter's own "callers wait" warning reached the same handler and waited for that
+    # lock, and nothing was ever sent again.
+    transport = _OutageTransport(outage_s=2.0)
+    ws = Workspace(home=tmp_path / "h", transport=transport, install_signal_handlers=False, linger_ms=5,
+                   batch_points=64, max_buffer_bytes=64 * 128)
+    root = logging.getLogger()
+    handler = RunLogHandler(Experiment(ws, "stall").start_logging())
+    root.addHandler(handler)
+    user = logging.getLogger("train")
+    finished = threading.Event()
+    took: list[float] = []
+
+    def train() -> None:
+        for i in range(400):
+            started = time.monotonic()
+            user.warning("epoch %d %s", i, "x" * 200)
+            took.append(time.monotonic() - started)
+        finished.set()
+
+    thread = threading.Thread(target=train, name="user")
+    try:
+        thread.start()
+        assert finished.wait(10), "a logging call is stuck behind the SDK's full buffer"
+        assert max(took) < 0.5
+        assert handler.dropped > 0
+        assert ws.flush(10)  # the transport takes events again
+        user.warning("after recovery")
+        assert ws.flush(10)
+        shipped = [line for batch in transport.events(LogBatch) for line in batch.lines]
+        messages = [line.message for line in shipped]
+        assert "after recovery" in messages
+        notes = [line for line in shipped if line.logger == "runstream" and "dropped" in line.message]
+        assert notes and notes[0].level == logging.WARNING
+        assert sum(int(note.message.split()[0]) for note in notes) == handler.dropped
+    finally:
+        root.removeHandler(handler)
+        thread.join(5)
+        ws.close(5)

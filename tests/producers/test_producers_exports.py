@@ -8,7 +8,7 @@ MODULES = ["producers", "producers.errors", "producers.values", "producers.trans
            "producers.reading", "producers.spool_tools", "producers.log_handler", "producers.job_bootstrap",
            "producers.jobs", "producers.jobs.capture", "producers.jobs.config", "producers.jobs.environment",
            "producers.jobs.logs", "producers.jobs.outputs", "producers.jobs.process", "producers.jobs.registry",
-           "producers.jobs.waiting"]
+           "producers.jobs.waiting", "producers.uploads"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -22,6 +22,7 @@ def test_public_names_are_pinned() -> None:
         "ENV_ERROR_FILE", "ENV_SUBMITTER_PID", "Job", "JobEnvironment", "JobResult", "ScriptRunConfig",
         "exit_code_of", "job_of", "wait_for_completion", "wait_result"])
     assert importlib.import_module("producers.log_handler").__all__ == ["RunLogHandler"]
+    assert importlib.import_module("producers.uploads").__all__ == ["Uploader"]
     assert sorted(importlib.import_module("producers.spool_tools").__all__) == sorted([
         "SegmentInfo", "SpoolDirStatus", "SpoolStatus", "ReplayProgress", "ReplayResult", "spool_status", "replay",
         "format_status"])

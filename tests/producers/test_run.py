@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import socket
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +305,62 @@ def test_upload_file_from_path_and_streams(tmp_path: Path, clock: object) -> Non
     ws.close()
 
 
+def test_upload_file_reads_and_hashes_off_the_callers_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 12, item 1: hashing a large file on the caller's thread stalls training for as long as it takes.
+    real_sha256 = hashlib.sha256
+    hashing_threads: set[str] = set()
+
+    class _Recording:
+        def __init__(self) -> None:
+            self._digest = real_sha256()
+
+        def update(self, data: bytes) -> None:
+            hashing_threads.add(threading.current_thread().name)
+            self._digest.update(data)
+
+        def hexdigest(self) -> str:
+            return self._digest.hexdigest()
+
+    monkeypatch.setattr("producers.files.hashlib.sha256", _Recording)
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False, file_chunk_bytes=1000)
+    run = Experiment(ws, "e").start_logging()
+    payload = os.urandom(5000)
+    (tmp_path / "model.bin").write_bytes(payload)
+    run.upload_file("outputs/model.bin", tmp_path / "model.bin")
+    run.upload_file("outputs/stream.bin", io.BytesIO(payload))
+    run.complete()  # the final status waits for the run's uploads
+    monkeypatch.undo()
+    assert hashing_threads and threading.current_thread().name not in hashing_threads
+    assert _file(transport, "outputs/model.bin") == payload and _file(transport, "outputs/stream.bin") == payload
+    kinds = [type(event).__name__ for event in transport.events()]
+    assert kinds[-1] == "RunStatusChanged" and "FileChunk" not in kinds[kinds.index("RunStatusChanged"):]
+    ws.close()
+
+
+def test_a_file_that_grows_past_the_limit_before_it_is_read_is_not_sent(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False,
+                   limits=RunLimits(max_file_bytes=5))
+    run = Experiment(ws, "e").start_logging()
+    target = tmp_path / "growing"
+    target.write_bytes(b"12345")
+    opened = threading.Event()
+
+    def grow() -> None:  # queued first, so it runs after the call opened the file and before the upload reads it
+        opened.wait(5)
+        target.write_bytes(b"123456")
+
+    ws.emitter.uploads.submit("other", grow)
+    run.upload_file("outputs/growing", target)
+    opened.set()
+    ws.flush()
+    assert transport.events(FileChunk) == []
+    assert "grew past the file limit" in caplog.text
+    ws.close()
+
+
 @pytest.mark.parametrize("name", ["", "/abs/path", "a/../b", "a//b", "./a", 5])
 def test_invalid_upload_names(run: Run, tmp_path: Path, name: object) -> None:
     (tmp_path / "f").write_bytes(b"x")
@@ -449,19 +506,30 @@ def test_complete_fail_cancel(exp: Experiment, ws: Workspace, transport: InMemor
         exp.start_logging().fail(42)  # type: ignore[arg-type]
 
 
-def test_ended_runs_take_nothing(exp: Experiment, tmp_path: Path) -> None:
+def test_an_ended_run_takes_data_but_its_lifecycle_is_closed(exp: Experiment, transport: InMemoryTransport,
+                                                               ws: Workspace, tmp_path: Path) -> None:
+    # Issue 12, item 6: Azure ML tags a completed run (the best run of a finished sweep); MLflow takes
+    # metrics on a FINISHED run. Only the lifecycle itself is closed.
     run = exp.start_logging()
     run.log("x", 1.0)
     run.complete()
     (tmp_path / "f").write_text("x")
-    calls = [
-        lambda: run.log("x", 2.0), lambda: run.log("new", 1), lambda: run.log_list("l", [1]),
-        lambda: run.log_row("r", a=1), lambda: run.log_table("t", {"a": [1]}), lambda: run.tag("t"),
-        lambda: run.add_properties({"p": "v"}), lambda: run.upload_file("outputs/f", tmp_path / "f"),
-        run.complete, run.fail, run.cancel, lambda: run.child_run(),
-        lambda: run.log_lines([LogLine(1, "stdout", "", 20, "x")]),
-    ]
-    for call in calls:
+    run.log("x", 2.0)
+    run.log("new", 1)
+    run.log_list("l", [1])
+    run.log_row("r", a=1)
+    run.log_table("t", {"a": [1]})
+    run.tag("best")
+    run.add_properties({"p": "v"})
+    run.upload_file("outputs/f", tmp_path / "f")
+    assert ws.flush(5)
+    assert [e.tags for e in transport.events(TagsSet, run_id=run.id)] == [{"best": None}]
+    assert [e.path for e in transport.events(FileChunk, run_id=run.id)] == ["outputs/f"]
+    assert sum(len(b.values) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
+    statuses = [e.status for e in transport.events(RunStatusChanged, run_id=run.id)]
+    assert statuses == ["Completed"]  # the status stays
+    for call in (run.complete, run.fail, run.cancel, lambda: run.child_run(),
+                 lambda: run.log_lines([LogLine(1, "stdout", "", 20, "x")])):
         with pytest.raises(RunNotActive):
             call()
 

@@ -168,8 +168,10 @@ def test_run_constructor_reads_an_existing_run(ws: Workspace, reader: type[FakeR
     assert run.parent is not None and run.parent.id == "p"
     from producers.errors import RunNotActive, RunNotFound
 
+    run.log("x", 1.0)  # a completed run takes metrics, tags and properties (Azure ML, MLflow)
+    run.tag("best")
     with pytest.raises(RunNotActive):
-        run.log("x", 1.0)  # completed runs take no more events
+        run.complete()  # ...but its lifecycle is closed
     with pytest.raises(RunNotFound):
         Run(exp, "missing")
     with pytest.raises(LookupError):

@@ -83,3 +83,13 @@ def test_the_kafka_client_options_carry_the_bootstrap_list() -> None:
     assert s.kafka_client_options() == {"bootstrap_servers": ["a:1", "b:2"], "security_protocol": "SASL_SSL"}
     with pytest.raises(ConfigurationError, match="no Kafka"):
         Settings().kafka_client_options()
+
+
+def test_the_rebalance_flush_budget_stays_below_the_session_timeout() -> None:
+    # Issue 12, item 3: it was 20 s against a 10 s session timeout.
+    from schemas.settings import IngestSettings
+
+    defaults = IngestSettings()
+    assert defaults.rebalance_flush_timeout_s * 1000 < defaults.session_timeout_ms
+    with pytest.raises(ConfigurationError, match="below the session timeout"):
+        IngestSettings(rebalance_flush_timeout_s=10.0, session_timeout_ms=10_000)
