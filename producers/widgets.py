@@ -23,6 +23,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
+from store import curves, run_view
+
 __all__ = ["RunDetails"]
 
 _WIDTH, _HEIGHT = 420, 140
@@ -91,8 +93,6 @@ class RunDetails:
 
     def get_html(self) -> str:
         """The run as one self-contained HTML fragment (no scripts, no external requests)."""
-        from store import curves, run_view
-
         reader = self.run.experiment.workspace.reader()
         now_ms = time.time() * 1000
         with reader.queries() as reads:
