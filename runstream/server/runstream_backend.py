@@ -63,6 +63,7 @@ _HEARTBEAT_EVERY_S = 60.0
 _HEARTBEAT_INTERVAL_MS = 3_600_000
 """MLflow clients send no heartbeats: a run the server beats for reads "lost" only after 3 h without a call."""
 _HISTORY_CACHE_S = 10.0
+_NEW_RUN_WAIT_S = 5.0  # how long an unknown run id is looked for before RESOURCE_DOES_NOT_EXIST
 _KNOWN_RUNS = 10_000
 _NOT_ID = re.compile(r"[^\w-]")
 
@@ -289,9 +290,14 @@ class RunstreamBackend:
     def get_run(self, run_id: str) -> RunView | None:
         view = self._get_run(run_id)
         if view is None and self._settle is not None:
-            # A run another process just started (the Azure pattern: start_logging, then MLflow on its id).
-            self._settle()
-            view = self._get_run(run_id)
+            # A run another process just started (the Azure pattern: start_logging, then MLflow on its id):
+            # its RunStarted may still be in that process's emitter, so look again for a short while.
+            deadline = time.monotonic() + _NEW_RUN_WAIT_S
+            while view is None and time.monotonic() < deadline:
+                self._settle()
+                view = self._get_run(run_id)
+                if view is None:
+                    time.sleep(0.1)
         return view
 
     def _get_run(self, run_id: str) -> RunView | None:
@@ -506,6 +512,10 @@ class RunstreamBackend:
         except SdkError as exc:
             raise _sdk_refusal(exc) from exc
         try:
+            try:
+                upload.measure()  # size and hash before the first chunk (this request already runs off the event loop)
+            except SdkError as exc:
+                raise _sdk_refusal(exc) from exc
             events: list[tuple[type[Event], dict[str, Any], int]] = [
                 (FileChunk, {"path": upload.path, "upload_id": upload.upload_id, "chunk_index": index,
                              "chunk_count": upload.chunk_count, "total_size": upload.size, "sha256": upload.sha256,
