@@ -28,7 +28,9 @@ from starlette.routing import BaseRoute, Route
 
 from .mlflow_backend import (
     DEFAULT_EXPERIMENT_ID,
+    NO_METRICS,
     Experiment,
+    MetricColumns,
     MetricPoint,
     RunInfo,
     RunView,
@@ -51,7 +53,7 @@ from .mlflow_wire import (
     dumps,
     encode_page_token,
     float_to_wire,
-    metric_points,
+    metric_columns,
 )
 
 __all__ = ["MlflowApi", "MLFLOW_COMPATIBLE_VERSION", "HISTORY_PAGE_SIZE", "artifact_uri"]
@@ -288,7 +290,7 @@ class MlflowApi:
 
     def create_run(self, f: RequestFields) -> Mapping[str, Any]:
         tags = [(t.text("key"), t.opt_text("value") or "") for t in f.objects("tags")]
-        check_batch([], [], tags)
+        check_batch((), [], tags)
         run = self._backend.create_run(
             experiment_id=f.opt_text("experiment_id") or DEFAULT_EXPERIMENT_ID,
             user_id=f.opt_text("user_id") or "",
@@ -322,15 +324,16 @@ class MlflowApi:
         )
         return _with_token({"runs": [_run_json(r) for r in page]}, token)
 
-    def _log(self, run_id: str, metrics: Sequence[MetricPoint], params: Sequence[tuple[str, str]],
+    def _log(self, run_id: str, metrics: MetricColumns, params: Sequence[tuple[str, str]],
              tags: Sequence[tuple[str, str]]) -> Mapping[str, Any]:
-        check_batch(metrics, params, tags)
+        check_batch(metrics.keys, params, tags)
         self._backend.log_batch(run_id, metrics=metrics, params=dict(params), tags=dict(tags))
         return {}
 
     @staticmethod
-    def _metric(f: RequestFields) -> MetricPoint:
-        return MetricPoint(f.text("key"), f.number("value"), f.integer("timestamp"), f.opt_integer("step") or 0)
+    def _metric(f: RequestFields) -> MetricColumns:
+        return MetricColumns([f.text("key")], [f.number("value")], [f.integer("timestamp")],
+                             [f.opt_integer("step") or 0])
 
     @staticmethod
     def _pair(f: RequestFields, kind: str) -> tuple[str, str]:
@@ -343,13 +346,13 @@ class MlflowApi:
         return key, value
 
     def log_metric(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [self._metric(f)], [], [])
+        return self._log(f.text("run_id", alias="run_uuid"), self._metric(f), [], [])
 
     def log_parameter(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [], [self._pair(f, "param")], [])
+        return self._log(f.text("run_id", alias="run_uuid"), NO_METRICS, [self._pair(f, "param")], [])
 
     def set_tag(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [], [], [self._pair(f, "tag")])
+        return self._log(f.text("run_id", alias="run_uuid"), NO_METRICS, [], [self._pair(f, "tag")])
 
     def delete_tag(self, f: RequestFields) -> Mapping[str, Any]:
         key = f.text("key")
@@ -360,7 +363,7 @@ class MlflowApi:
     def log_batch(self, f: RequestFields) -> Mapping[str, Any]:
         return self._log(
             f.text("run_id"),
-            metric_points(f.raw("metrics")),
+            metric_columns(f.raw("metrics")),
             [self._pair(p, "param") for p in f.objects("params")],
             [self._pair(t, "tag") for t in f.objects("tags")],
         )
