@@ -11,11 +11,20 @@ as a training loop flushing every 100 steps would) per trial, then logs
 
 Keys: ``vs_mlflow_server_log_batch_speedup`` (runstream points/s over
 mlflow's), ``mlflow_get_history_100k_ms`` for both servers.
+
+What bounds the ratio: the MLflow client encodes each 1,000-metric batch
+itself (protobuf -> dict -> indented JSON, tens of ms) before the server sees a
+byte, one call after the other. So the same child also logs the same batches to
+a *null server* (``python -m bench.mlflow_server --null-server PORT``: reads
+each request, answers ``{}``-shaped JSON, stores nothing): the client alone.
+Its points/s over mlflow server's is the highest ratio any server could reach
+in that run; ``details`` report it next to the measured ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import socket
@@ -29,7 +38,8 @@ from typing import Any
 
 from .child import REPO, emit, ready_then_wait, run_child
 
-__all__ = ["measure", "measure_client", "start_mlflow_server", "start_runstream_server", "stop_server", "free_port"]
+__all__ = ["measure", "measure_client", "start_mlflow_server", "start_runstream_server", "start_null_server",
+           "stop_server", "free_port"]
 
 BATCH = 1000
 NAMES = 10
@@ -95,21 +105,49 @@ def start_runstream_server(home: Path, port: int, *, timeout: float = 300.0) -> 
     return proc
 
 
+def start_null_server(folder: Path, port: int, *, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+    """The null server (see the module's docstring): the client's own cost, with a server that does nothing."""
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / "null-server.log", "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "bench.mlflow_server", "--null-server", str(port)], cwd=REPO,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    log.close()
+    _wait_health(f"http://127.0.0.1:{port}/health", proc, timeout)
+    return proc
+
+
 def measure(scratch: Path, *, trials: int, batches: int, history_points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Both servers, one after the other, the same client child and work: trials and details."""
+    """Both servers, one after the other, the same client child and work: trials and details.
+
+    Then the client alone (the null server, no history): ``details["bound"]``
+    is its points/s over mlflow server's, the ratio a free server would get.
+    """
     results: dict[str, dict[str, Any]] = {}
-    for name in ("mlflow", "runstream"):
+    for name in ("mlflow", "runstream", "client_alone"):
         folder = scratch / f"tracking-{name}"
         port = free_port()
         proc = (start_mlflow_server(folder, port) if name == "mlflow"
-                else start_runstream_server(folder / "home", port))
+                else start_runstream_server(folder / "home", port) if name == "runstream"
+                else start_null_server(folder, port))
         try:
             results[name] = measure_client(f"http://127.0.0.1:{port}", batches=batches, trials=trials,
-                                           history_points=history_points, cwd=scratch)
+                                           history_points=history_points if name != "client_alone" else 0,
+                                           cwd=scratch)
         finally:
             stop_server(proc)
-    ours, theirs = results["runstream"], results["mlflow"]
-    speedups = [r / statistics.median(theirs["points_per_s"]) for r in ours["points_per_s"]]
+    ours, theirs, alone = results["runstream"], results["mlflow"], results["client_alone"]
+    theirs_median = statistics.median(theirs["points_per_s"])
+    speedups = [r / theirs_median for r in ours["points_per_s"]]
+    alone_median = statistics.median(alone["points_per_s"])
+    ours_median = statistics.median(ours["points_per_s"])
+    results["bound"] = {
+        "client_alone_points_per_s": alone_median,
+        "ratio_bound": alone_median / theirs_median,
+        "ms_per_batch": {"client_alone": BATCH * 1000 / alone_median, "runstream": BATCH * 1000 / ours_median,
+                         "mlflow": BATCH * 1000 / theirs_median},
+        "runstream_server_ms_per_batch": BATCH * 1000 / ours_median - BATCH * 1000 / alone_median,
+    }
     return ({"vs_mlflow_server_log_batch_speedup": speedups,
              "mlflow_get_history_100k_ms": ours["history_ms"],
              "mlflow_server_get_history_100k_ms": theirs["history_ms"]},
@@ -181,13 +219,58 @@ def _client(args: argparse.Namespace) -> dict[str, Any]:
             "history_points": args.history_points, "mlflow_version": mlflow.__version__}
 
 
+_NULL_ANSWERS = {
+    b"/api/2.0/mlflow/experiments/get-by-name": b'{"experiment":{"experiment_id":"1","name":"bench-mlflow",'
+                                                b'"lifecycle_stage":"active"}}',
+    b"/api/2.0/mlflow/runs/create": b'{"run":{"info":{"run_id":"null","run_uuid":"null","experiment_id":"1",'
+                                    b'"status":"RUNNING","start_time":1,"lifecycle_stage":"active"},"data":{}}}',
+    b"/api/2.0/mlflow/runs/update": b'{"run_info":{"run_id":"null","run_uuid":"null","experiment_id":"1",'
+                                    b'"status":"FINISHED","start_time":1,"lifecycle_stage":"active"}}',
+    b"/health": b"OK",
+}
+
+
+async def _null_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            path = head.split(b" ", 2)[1].split(b"?", 1)[0]
+            body = _NULL_ANSWERS.get(path, b"{}")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _null_server(port: int) -> None:
+    server = await asyncio.start_server(_null_connection, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.mlflow_server")
-    parser.add_argument("--uri", required=True)
+    parser.add_argument("--null-server", type=int, metavar="PORT", help="serve the null server on PORT instead")
+    parser.add_argument("--uri")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--history-points", type=int, default=100_000)
-    emit(_client(parser.parse_args()))
+    args = parser.parse_args()
+    if args.null_server:
+        asyncio.run(_null_server(args.null_server))
+        return
+    if not args.uri:
+        parser.error("--uri is required")
+    emit(_client(args))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from starlette.routing import BaseRoute, Route
 
 from .mlflow_backend import (
     DEFAULT_EXPERIMENT_ID,
+    NO_METRICS,
     Experiment,
+    MetricColumns,
     MetricPoint,
     RunInfo,
     RunView,
@@ -51,7 +53,7 @@ from .mlflow_wire import (
     dumps,
     encode_page_token,
     float_to_wire,
-    metric_points,
+    metric_columns,
 )
 
 __all__ = ["MlflowApi", "MLFLOW_COMPATIBLE_VERSION", "HISTORY_PAGE_SIZE", "artifact_uri"]
@@ -132,7 +134,8 @@ def _with_token(payload: dict[str, Any], token: str | None) -> dict[str, Any]:
 
 # -- request plumbing ---------------------------------------------------------------------
 
-async def _request_fields(request: Request, max_bytes: int) -> RequestFields:
+async def _request_fields(request: Request, max_bytes: int) -> RequestFields | bytes:
+    """A GET's query fields, or a POST's body still as bytes (parsed in the thread pool, with the handler)."""
     if request.method == "GET":
         query = request.query_params
         return RequestFields({k: (vs[0] if len(vs) == 1 else vs)
@@ -143,6 +146,10 @@ async def _request_fields(request: Request, max_bytes: int) -> RequestFields:
             f"Batched logging API requests must be at most {max_bytes // 1_000_000} MB in size. "
             f"Got a request of {len(body)} bytes."
         )
+    return body
+
+
+def _parse_body(body: bytes) -> RequestFields:
     if not body.strip():
         return RequestFields({})
     try:
@@ -152,6 +159,11 @@ async def _request_fields(request: Request, max_bytes: int) -> RequestFields:
     if not isinstance(data, dict):
         raise MlflowError("MALFORMED_REQUEST", "The request body must be a JSON object")
     return RequestFields(data)
+
+
+def _answer(handler: Handler, fields: RequestFields | bytes) -> bytes:
+    # One trip to the thread pool per request: a 1 MB body takes milliseconds to parse, off the event loop.
+    return dumps(handler(fields if isinstance(fields, RequestFields) else _parse_body(fields)))
 
 
 def _error_response(err: MlflowError) -> Response:
@@ -167,7 +179,7 @@ def _json_endpoint(handler: Handler, *, max_bytes: int = _MAX_JSON_BODY) -> Endp
     async def endpoint(request: Request) -> Response:
         try:
             fields = await _request_fields(request, max_bytes)
-            body = await run_in_threadpool(lambda: dumps(handler(fields)))
+            body = await run_in_threadpool(_answer, handler, fields)
         except MlflowError as err:
             return _error_response(err)
         except Exception as exc:  # answered as MLflow's INTERNAL_ERROR (the client retries it)
@@ -288,7 +300,7 @@ class MlflowApi:
 
     def create_run(self, f: RequestFields) -> Mapping[str, Any]:
         tags = [(t.text("key"), t.opt_text("value") or "") for t in f.objects("tags")]
-        check_batch([], [], tags)
+        check_batch((), [], tags)
         run = self._backend.create_run(
             experiment_id=f.opt_text("experiment_id") or DEFAULT_EXPERIMENT_ID,
             user_id=f.opt_text("user_id") or "",
@@ -322,15 +334,16 @@ class MlflowApi:
         )
         return _with_token({"runs": [_run_json(r) for r in page]}, token)
 
-    def _log(self, run_id: str, metrics: Sequence[MetricPoint], params: Sequence[tuple[str, str]],
+    def _log(self, run_id: str, metrics: MetricColumns, params: Sequence[tuple[str, str]],
              tags: Sequence[tuple[str, str]]) -> Mapping[str, Any]:
-        check_batch(metrics, params, tags)
+        check_batch(metrics.keys, params, tags)
         self._backend.log_batch(run_id, metrics=metrics, params=dict(params), tags=dict(tags))
         return {}
 
     @staticmethod
-    def _metric(f: RequestFields) -> MetricPoint:
-        return MetricPoint(f.text("key"), f.number("value"), f.integer("timestamp"), f.opt_integer("step") or 0)
+    def _metric(f: RequestFields) -> MetricColumns:
+        return MetricColumns([f.text("key")], [f.number("value")], [f.integer("timestamp")],
+                             [f.opt_integer("step") or 0])
 
     @staticmethod
     def _pair(f: RequestFields, kind: str) -> tuple[str, str]:
@@ -343,13 +356,13 @@ class MlflowApi:
         return key, value
 
     def log_metric(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [self._metric(f)], [], [])
+        return self._log(f.text("run_id", alias="run_uuid"), self._metric(f), [], [])
 
     def log_parameter(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [], [self._pair(f, "param")], [])
+        return self._log(f.text("run_id", alias="run_uuid"), NO_METRICS, [self._pair(f, "param")], [])
 
     def set_tag(self, f: RequestFields) -> Mapping[str, Any]:
-        return self._log(f.text("run_id", alias="run_uuid"), [], [], [self._pair(f, "tag")])
+        return self._log(f.text("run_id", alias="run_uuid"), NO_METRICS, [], [self._pair(f, "tag")])
 
     def delete_tag(self, f: RequestFields) -> Mapping[str, Any]:
         key = f.text("key")
@@ -360,7 +373,7 @@ class MlflowApi:
     def log_batch(self, f: RequestFields) -> Mapping[str, Any]:
         return self._log(
             f.text("run_id"),
-            metric_points(f.raw("metrics")),
+            metric_columns(f.raw("metrics")),
             [self._pair(p, "param") for p in f.objects("params")],
             [self._pair(t, "tag") for t in f.objects("tags")],
         )

@@ -24,10 +24,12 @@ __all__ = [
     "RUN_STATUSES",
     "Experiment",
     "MetricPoint",
+    "MetricColumns",
     "RunInfo",
     "RunView",
     "HistoryColumns",
     "ArtifactEntry",
+    "NO_METRICS",
     "TrackingBackend",
 ]
 
@@ -56,6 +58,48 @@ class MetricPoint(NamedTuple):
     value: float
     timestamp: int
     step: int
+
+
+class MetricColumns:
+    """The metric points of one write, column by column (a ``log-batch`` of 1,000 points is four lists).
+
+    Built once per request from the JSON body and handed on as is: rules check
+    the keys, the backend builds one columnar ``ScalarBatch`` from the columns,
+    the overlay keeps them as one chunk. :meth:`points` gives row tuples for
+    the few places that want them. The lists are not copied: do not change them.
+    """
+
+    __slots__ = ("keys", "values", "timestamps", "steps")
+
+    def __init__(self, keys: list[str], values: list[float], timestamps: list[int], steps: list[int]) -> None:
+        if not len(keys) == len(values) == len(timestamps) == len(steps):
+            raise ValueError("metric columns differ in length")
+        self.keys = keys
+        self.values = values
+        self.timestamps = timestamps
+        self.steps = steps
+
+    @classmethod
+    def of(cls, points: Sequence[MetricPoint]) -> MetricColumns:
+        """Columns of row-shaped points."""
+        return cls([p.key for p in points], [p.value for p in points], [p.timestamp for p in points],
+                   [p.step for p in points])
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def points(self) -> list[MetricPoint]:
+        """The points as rows, in order."""
+        return list(map(MetricPoint, self.keys, self.values, self.timestamps, self.steps))
+
+    def take(self, rows: Sequence[int]) -> MetricColumns:
+        """The points at positions ``rows`` (ascending), as new columns."""
+        k, v, t, s = self.keys, self.values, self.timestamps, self.steps
+        return MetricColumns([k[i] for i in rows], [v[i] for i in rows], [t[i] for i in rows], [s[i] for i in rows])
+
+
+NO_METRICS = MetricColumns([], [], [], [])
+"""A write without metric points."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,9 +173,9 @@ class TrackingBackend(Protocol):
                    run_name: str | None) -> RunInfo:
         """Change status, end time or name; a FINISHED run may go back to RUNNING (resume)."""
 
-    def log_batch(self, run_id: str, *, metrics: Sequence[MetricPoint], params: Mapping[str, str],
+    def log_batch(self, run_id: str, *, metrics: MetricColumns, params: Mapping[str, str],
                   tags: Mapping[str, str]) -> None:
-        """Store a validated batch. Identical points are kept once; a param logged again with
+        """Store a validated batch (its points as columns). Identical points are kept once; a param logged again with
         the same value is a no-op, with another value ``INVALID_PARAMETER_VALUE``.
         Finished runs accept all of it."""
 

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Mapping, Sequence
 
-from .mlflow_backend import RUN_STATUSES, MetricPoint
+from .mlflow_backend import RUN_STATUSES
 from .mlflow_wire import MlflowError
 
 __all__ = [
@@ -82,9 +82,10 @@ def _check_unique(kind: str, keys: Sequence[str]) -> None:
         )
 
 
-def check_batch(metrics: Sequence[MetricPoint], params: Sequence[tuple[str, str]],
+def check_batch(metric_keys: Sequence[str], params: Sequence[tuple[str, str]],
                 tags: Sequence[tuple[str, str]]) -> None:
-    """A ``log-batch`` (and the single-item calls, which are batches of one)."""
+    """A ``log-batch`` (and the single-item calls, which are batches of one); ``metric_keys``: one per point."""
+    metrics = metric_keys
     if len(metrics) > MAX_METRICS_PER_BATCH:
         raise MlflowError.invalid(
             f"A batch logging request can contain at most {MAX_METRICS_PER_BATCH} metrics. Got {len(metrics)} "
@@ -102,11 +103,8 @@ def check_batch(metrics: Sequence[MetricPoint], params: Sequence[tuple[str, str]
             f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} metrics, params, and tags in "
             f"total. Got {total} in total. Please split up across multiple requests and try again."
         )
-    checked: set[str] = set()
-    for point in metrics:
-        if point.key not in checked:
-            check_key("metric", point.key)
-            checked.add(point.key)
+    for key in dict.fromkeys(metric_keys):  # each name once, in order (a batch repeats a few names)
+        check_key("metric", key)
     for key, value in params:
         check_key("param", key)
         _check_value("param", key, value, MAX_PARAM_VALUE_LENGTH)

@@ -25,9 +25,9 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping
 
-from .mlflow_backend import MetricPoint, RunInfo, RunView
+from .mlflow_backend import MetricColumns, MetricPoint, RunInfo, RunView
 
 __all__ = ["Overlay", "SeenPoints", "latest_key"]
 
@@ -37,9 +37,15 @@ def latest_key(p: MetricPoint) -> tuple[int, int, float]:
     return p.step, p.timestamp, (-math.inf if math.isnan(p.value) else p.value)
 
 
-def _identity(p: MetricPoint) -> tuple[str, float, int, int] | tuple[str, str, int, int]:
-    # The point itself (a tuple) unless its value is NaN, which is never equal to itself.
-    return p if p.value == p.value else (p.key, "NaN", p.timestamp, p.step)
+_Identity = tuple[str, float | str, int, int]
+
+
+def _identities(cols: MetricColumns) -> list[_Identity]:
+    # Each point's fields as a tuple, a NaN value as "NaN" (NaN is never equal to itself).
+    idents: list[_Identity] = list(zip(cols.keys, cols.values, cols.timestamps, cols.steps))
+    if any(v != v for v in cols.values):
+        idents = [(k, "NaN", t, s) if v != v else (k, v, t, s) for k, v, t, s in idents]
+    return idents
 
 
 @dataclass
@@ -48,7 +54,7 @@ class _Pending:
     params: dict[str, tuple[int, str]] = field(default_factory=dict)
     tags: dict[str, tuple[int, str]] = field(default_factory=dict)
     deleted_tags: dict[str, int] = field(default_factory=dict)
-    points: list[tuple[int, MetricPoint]] = field(default_factory=list)
+    points: list[tuple[int, MetricColumns]] = field(default_factory=list)  # (mark, one write's points)
     files: dict[str, tuple[int, int, bytes | None]] = field(default_factory=dict)  # path -> (mark, size, bytes)
 
     def empty(self) -> bool:
@@ -83,9 +89,9 @@ class Overlay:
             mark, pending = self._next(info.run_id)
             pending.info = (mark, info)
 
-    def record_batch(self, run_id: str, metrics: Sequence[MetricPoint], params: Mapping[str, str],
+    def record_batch(self, run_id: str, metrics: MetricColumns, params: Mapping[str, str],
                      tags: Mapping[str, str]) -> None:
-        """Points, params and tags just sent."""
+        """Points (kept as the write's columns, one chunk), params and tags just sent."""
         with self._lock:
             mark, pending = self._next(run_id)
             for key, value in params.items():
@@ -93,10 +99,11 @@ class Overlay:
             for key, value in tags.items():
                 pending.tags[key] = (mark, value)
                 pending.deleted_tags.pop(key, None)
-            pending.points.extend((mark, p) for p in metrics)
-            self._points += len(metrics)
-            if self._points > self._max_points:
-                self._shed_points()
+            if len(metrics):
+                pending.points.append((mark, metrics))
+                self._points += len(metrics)
+                if self._points > self._max_points:
+                    self._shed_points()
 
     def record_tag_deleted(self, run_id: str, key: str) -> None:
         """A tag just removed."""
@@ -118,12 +125,17 @@ class Overlay:
                 self._file_bytes += len(data)
 
     def _shed_points(self) -> None:
-        # Forget the oldest half of the biggest run's pending points (still delivered, only not overlaid).
-        run_id = max(self._runs, key=lambda r: len(self._runs[r].points))
-        points = self._runs[run_id].points
-        drop = max(1, len(points) // 2)
-        del points[:drop]
-        self._points -= drop
+        # Forget the oldest chunks, half the points or more, of the biggest run (still delivered, only not overlaid).
+        def count(chunks: list[tuple[int, MetricColumns]]) -> int:
+            return sum(len(c) for _, c in chunks)
+
+        chunks = max((p.points for p in self._runs.values()), key=count)
+        target, dropped, n = max(1, count(chunks) // 2), 0, 0
+        while n < len(chunks) and dropped < target:
+            dropped += len(chunks[n][1])
+            n += 1
+        del chunks[:n]
+        self._points -= dropped
 
     # -- reading -----------------------------------------------------------------------
     def pending_runs(self) -> list[str]:
@@ -153,17 +165,21 @@ class Overlay:
             for key in pending.deleted_tags:
                 tags.pop(key, None)
             latest: dict[str, MetricPoint] = {m.key: m for m in stored.metrics} if stored else {}
-            for _, point in pending.points:
-                old = latest.get(point.key)
-                if old is None or latest_key(point) > latest_key(old):
-                    latest[point.key] = point
+            for _, chunk in pending.points:
+                for point in chunk.points():
+                    old = latest.get(point.key)
+                    if old is None or latest_key(point) > latest_key(old):
+                        latest[point.key] = point
         return RunView(info=info, metrics=list(latest.values()), params=params, tags=tags)
 
     def pending_points(self, run_id: str, key: str) -> list[MetricPoint]:
         """Points of ``key`` not yet confirmed visible."""
         with self._lock:
             pending = self._runs.get(run_id)
-            return [] if pending is None else [p for _, p in pending.points if p.key == key]
+            if pending is None:
+                return []
+            return [MetricPoint(k, v, t, s) for _, c in pending.points
+                    for k, v, t, s in zip(c.keys, c.values, c.timestamps, c.steps) if k == key]
 
     def pending_files(self, run_id: str) -> dict[str, tuple[int, bytes | None]]:
         """Files not yet confirmed visible: path -> (size, bytes or None if over the memory bound)."""
@@ -183,8 +199,8 @@ class Overlay:
             pending.params = {k: v for k, v in pending.params.items() if v[0] > upto}
             pending.tags = {k: v for k, v in pending.tags.items() if v[0] > upto}
             pending.deleted_tags = {k: m for k, m in pending.deleted_tags.items() if m > upto}
-            kept = [(m, p) for m, p in pending.points if m > upto]
-            self._points -= len(pending.points) - len(kept)
+            kept = [(m, c) for m, c in pending.points if m > upto]
+            self._points -= sum(len(c) for m, c in pending.points if m <= upto)
             pending.points = kept
             files = {}
             for path, (mark, size, data) in pending.files.items():
@@ -211,22 +227,31 @@ class SeenPoints:
         self._window_s = window_s
         self._max_points = max_points
         self._clock = clock
-        self._runs: OrderedDict[str, tuple[float, set[tuple[str, float, int, int] | tuple[str, str, int, int]]]] = (
-            OrderedDict())
+        self._runs: OrderedDict[str, tuple[float, set[_Identity]]] = OrderedDict()
         self._count = 0
 
-    def fresh(self, run_id: str, points: Sequence[MetricPoint]) -> list[MetricPoint]:
-        """The points of ``points`` not seen before for ``run_id`` (and not repeated inside ``points``); remembers them."""
+    def fresh(self, run_id: str, points: MetricColumns) -> MetricColumns:
+        """The points of ``points`` not seen before for ``run_id`` (and not repeated inside ``points``); remembers them.
+
+        The usual write is all new: one set of its identities, checked disjoint
+        from what was seen, and the same columns come back (no copy).
+        """
+        idents = _identities(points)
+        batch = set(idents)
         now = self._clock()
         with self._lock:
             entry = self._runs.pop(run_id, None)
             seen = entry[1] if entry is not None else set()
-            out = []
-            for p in points:
-                ident = _identity(p)
-                if ident not in seen:
-                    seen.add(ident)
-                    out.append(p)
+            if len(batch) == len(idents) and seen.isdisjoint(batch):
+                seen |= batch
+                out = points
+            else:
+                rows = []
+                for row, ident in enumerate(idents):
+                    if ident not in seen:
+                        seen.add(ident)
+                        rows.append(row)
+                out = points if len(rows) == len(idents) else points.take(rows)
             self._count += len(out)
             self._runs[run_id] = (now, seen)  # most recently used last
             self._evict(now)

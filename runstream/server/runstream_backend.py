@@ -41,7 +41,9 @@ from .experiment_ids import DEFAULT_EXPERIMENT_NAME, ExperimentIds, experiment_i
 from .mlflow_backend import (
     ArtifactEntry,
     Experiment,
+    NO_METRICS,
     HistoryColumns,
+    MetricColumns,
     MetricPoint,
     RunInfo,
     RunView,
@@ -393,7 +395,7 @@ class RunstreamBackend:
         info = RunInfo(run_id=run_id, experiment_id=experiment_id, run_name=run_name, user_id=user_id,
                        status="RUNNING", start_time=self._now_ms())
         self._overlay.record_info(info)
-        self._overlay.record_batch(run_id, [], {}, all_tags)
+        self._overlay.record_batch(run_id, NO_METRICS, {}, all_tags)
         view = self._overlay.merge_run(run_id, None)
         assert view is not None
         return view
@@ -420,10 +422,10 @@ class RunstreamBackend:
             self._send(known, events)
             self._overlay.record_info(info)
             if run_name:
-                self._overlay.record_batch(run_id, [], {}, {"mlflow.runName": run_name})
+                self._overlay.record_batch(run_id, NO_METRICS, {}, {"mlflow.runName": run_name})
         return info
 
-    def log_batch(self, run_id: str, *, metrics: Sequence[MetricPoint], params: Mapping[str, str],
+    def log_batch(self, run_id: str, *, metrics: MetricColumns, params: Mapping[str, str],
                   tags: Mapping[str, str]) -> None:
         known = self._known_run(run_id)
         lim = self._limits
@@ -437,8 +439,8 @@ class RunstreamBackend:
         if len(known.tags | tags.keys()) > lim.max_tags:
             raise MlflowError.invalid(f"run {run_id} would have {len(known.tags | tags.keys())} tags; runstream "
                                       f"allows {lim.max_tags} a run (limit max_tags)")
-        points = self._seen.fresh(run_id, metrics) if metrics else []
-        names = list(dict.fromkeys(p.key for p in points))
+        points = self._seen.fresh(run_id, metrics) if len(metrics) else NO_METRICS
+        names = list(dict.fromkeys(points.keys))
         for name in names:
             if len(name) > lim.max_name_length:
                 raise MlflowError.invalid(f"metric name {name[:40]!r}... has {len(name)} characters; runstream's "
@@ -452,12 +454,13 @@ class RunstreamBackend:
             events.append((PropertiesSet, {"properties": fresh}, 64 + sum(len(k) + len(v) for k, v in fresh.items())))
         if tags:
             events.append((TagsSet, {"tags": dict(tags)}, 64 + sum(len(k) + len(v) for k, v in tags.items())))
-        if points:
+        if len(points):
+            # One columnar ScalarBatch straight from the request's columns (the lists are not copied).
             index = {name: i for i, name in enumerate(names)}
             events.append((ScalarBatch, {
                 "names": names, "descriptions": [""] * len(names),
-                "name_idx": [index[p.key] for p in points], "steps": [p.step for p in points],
-                "times_ms": [p.timestamp for p in points], "values": [p.value for p in points],
+                "name_idx": [index[k] for k in points.keys], "steps": points.steps,
+                "times_ms": points.timestamps, "values": points.values,
                 "text_pos": [], "text_values": [],
             }, 28 * len(points)))
         if not events:

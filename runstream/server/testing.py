@@ -19,6 +19,7 @@ from .mlflow_backend import (
     ArtifactEntry,
     Experiment,
     HistoryColumns,
+    MetricColumns,
     MetricPoint,
     RunInfo,
     RunView,
@@ -138,13 +139,13 @@ class InMemoryTrackingBackend:
             run.info = info
             return info
 
-    def log_batch(self, run_id: str, *, metrics: Sequence[MetricPoint], params: Mapping[str, str],
+    def log_batch(self, run_id: str, *, metrics: MetricColumns, params: Mapping[str, str],
                   tags: Mapping[str, str]) -> None:
         with self._lock:
             run = self._run(run_id)
             run.params.update(new_params(run_id, run.params, list(params.items())))
             run.tags.update(tags)
-            for point in metrics:
+            for point in metrics.points():
                 identity = (point.key, repr(point.value), point.timestamp, point.step)  # repr: NaN == NaN
                 if identity not in run.seen:
                     run.seen.add(identity)

@@ -77,6 +77,8 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
     ("bench.raw_clickhouse", ["measure", "scalar_columns", "COLUMNS"]),
     ("bench.load", ["METRICS", "SENTINEL", "SENTINEL_EVERY_S"]),
     ("bench.run", ["main", "Plan"]),
+    ("bench.mlflow_server", ["measure", "measure_client", "start_mlflow_server", "start_runstream_server",
+                             "start_null_server", "stop_server", "free_port"]),
 ])
 def test_exports_are_pinned(module: str, names: list[str]) -> None:
     assert sorted(importlib.import_module(module).__all__) == sorted(names)
@@ -97,3 +99,34 @@ def test_first_assignment_at_skips_empty_assignments() -> None:
     at = first_assignment_at(log)
     assert at is not None and at - first_assignment_at(log.splitlines()[1]) == 0  # type: ignore[operator]
     assert first_assignment_at(log.splitlines()[0]) is None
+
+
+def test_mlflow_server_analysis_states_the_client_bound() -> None:
+    from bench.run import _mlflow_server_analysis
+
+    text = _mlflow_server_analysis({"bound": {"client_alone_points_per_s": 20_000.0, "ratio_bound": 8.0,
+                                              "ms_per_batch": {"client_alone": 50.0, "runstream": 60.0,
+                                                               "mlflow": 400.0},
+                                              "runstream_server_ms_per_batch": 10.0}})
+    assert "20,000 points/s, 50 ms" in text and "more than 8.0x" in text and "10 ms more" in text
+
+
+def test_null_server_answers_every_call_and_reads_bodies(tmp_path) -> None:
+    import http.client
+
+    from bench.mlflow_server import free_port, start_null_server, stop_server
+
+    port = free_port()
+    proc = start_null_server(tmp_path, port)
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        for method, path, body in (("POST", "/api/2.0/mlflow/runs/log-batch", b'{"metrics": []}' * 1000),
+                                   ("POST", "/api/2.0/mlflow/runs/create", b"{}"),
+                                   ("GET", "/api/2.0/mlflow/experiments/get-by-name?experiment_name=x", None)):
+            conn.request(method, path, body=body)
+            resp = conn.getresponse()
+            assert resp.status == 200 and resp.read().startswith(b"{")
+        conn.close()
+    finally:
+        stop_server(proc)
+

@@ -79,18 +79,23 @@ def test_page_tokens_round_trip_and_bad_ones_are_refused():
             decode_page_token(bad)
 
 
-def test_metric_points_fast_path_and_conversions():
+def test_metric_columns_fast_path_and_conversions():
     from runstream.server.mlflow_backend import MetricPoint
-    from runstream.server.mlflow_wire import metric_points
+    from runstream.server.mlflow_wire import metric_columns
 
-    pts = metric_points([{"key": "a", "value": 1.5, "timestamp": 1, "step": 2},
-                         {"key": "a", "value": "NaN", "timestamp": "3"},
-                         {"key": "b", "value": 2, "timestamp": 4, "step": "5"}])
+    fast = metric_columns([{"key": "a", "value": 1.5, "timestamp": 1, "step": 2}, {"key": "b", "value": 0.5, "timestamp": 3}])
+    assert (fast.keys, fast.values, fast.timestamps, fast.steps) == (["a", "b"], [1.5, 0.5], [1, 3], [2, 0])
+    pts = metric_columns([{"key": "a", "value": 1.5, "timestamp": 1, "step": 2},
+                          {"key": "a", "value": "NaN", "timestamp": "3"},
+                          {"key": "b", "value": 2, "timestamp": 4, "step": "5"}]).points()
     assert pts[0] == MetricPoint("a", 1.5, 1, 2) and pts[2] == MetricPoint("b", 2.0, 4, 5)
     assert math.isnan(pts[1].value) and pts[1].step == 0 and pts[1].timestamp == 3
-    assert metric_points(None) == []
+    assert len(metric_columns(None)) == 0 and len(metric_columns([])) == 0
     for bad, field in ([{"value": 1, "timestamp": 1}], "key"), ([{"key": "a", "timestamp": 1}], "value"), \
             ([{"key": "a", "value": 1}], "timestamp"), ([{"key": "a", "value": "x", "timestamp": 1}], "value"), \
-            ([1], "metrics"), ("x", "metrics"):
+            ([1], "metrics"), ("x", "metrics"), ([{"key": "", "value": 1.0, "timestamp": 1}], "key"), \
+            ([{"key": "a", "value": 1.0, "timestamp": True}], "timestamp"), \
+            ([{"key": "a", "value": 1.0, "timestamp": 1, "step": 1.5}], "step"), \
+            ([{"key": "a", "value": 1.0, "timestamp": 1}, None], "metrics"):
         with pytest.raises(MlflowError, match=field):
-            metric_points(bad)
+            metric_columns(bad)
