@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 
+from schemas.errors import ConfigurationError
+
 __all__ = ["LOCAL_SUFFIX", "SHARDING_KEY", "EVERY_SERVER_TABLES", "check_cluster_name", "cluster_statements"]
 
 LOCAL_SUFFIX = "_local"
@@ -49,9 +51,9 @@ _CODEC = re.compile(r"\s+CODEC\(.*\)$")
 
 
 def check_cluster_name(name: str) -> str:
-    """Return ``name`` if it is a plain identifier (a ``remote_servers`` entry); else ``ValueError``."""
+    """Return ``name`` if it is a plain identifier (a ``remote_servers`` entry); else ``ConfigurationError``."""
     if not isinstance(name, str) or _IDENTIFIER.fullmatch(name) is None:
-        raise ValueError(f"cluster name {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        raise ConfigurationError(f"cluster name {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)")
     return name
 
 

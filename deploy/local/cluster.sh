@@ -494,9 +494,13 @@ status() {
     return "$ok"
 }
 
+# The first server, the other three as alternates (clickhouse-driver fails over to them),
+# and the cluster name: runstream then creates replicated + Distributed tables.
 print_env() {
+    local node alt=()
+    for node in "${CLICKHOUSE_NODES[@]:1}"; do alt+=("127.0.0.1:$(clickhouse_port "$node" 1000)"); done
     echo "RUNSTREAM_KAFKA=$(kafka_bootstrap)"
-    echo "RUNSTREAM_CLICKHOUSE=clickhouse://127.0.0.1:$(clickhouse_port clickhouse-s1r1 1000)/$CLUSTER_DATABASE"
+    echo "RUNSTREAM_CLICKHOUSE=clickhouse://127.0.0.1:$(clickhouse_port "${CLICKHOUSE_NODES[0]}" 1000)/$CLUSTER_DATABASE?cluster=$CLUSTER_NAME&alt_hosts=$(IFS=,; printf '%s' "${alt[*]}")"
 }
 
 usage() {
