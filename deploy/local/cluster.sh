@@ -195,6 +195,9 @@ share.coordinator.state.topic.min.isr=2
 broker.heartbeat.interval.ms=500
 broker.session.timeout.ms=3000
 replica.lag.time.max.ms=5000
+# A restarted node takes its preferred leaderships back within seconds (default: 5 min),
+# so that the next fault does not find one node leading everything.
+leader.imbalance.check.interval.seconds=10
 # Consumers may ask for short sessions (the fault tests move partitions quickly).
 group.min.session.timeout.ms=2000
 group.initial.rebalance.delay.ms=0
