@@ -10,8 +10,9 @@ through the Distributed tables (``?cluster=runstream``, synchronous inserts).
 - Throughput: like ``e2e_points_per_s`` (``bench.load burst`` producers, the
   clock from GO until ``count()`` through the Distributed table reaches every
   point), on the cluster.
-- Broker failover: a paced producer (``bench.load paced``) logs a sentinel
-  every 50 ms whose value is ``time.time()`` at the call. Once sentinels flow,
+- Broker failover: a paced producer (``bench.load paced``, ``stall_timeout_s``
+  30 as advised for clusters) logs a sentinel every 50 ms whose value is
+  ``time.time()`` at the call. Once sentinels flow,
   the leader of the partition they travel on is SIGKILLed; the figure is the
   time from the kill until a sentinel logged after it is queryable: the
   producer noticed, the partition got a new leader, the worker fetched from it
@@ -40,6 +41,11 @@ __all__ = ["ClusterStack", "measure"]
 log = logging.getLogger("bench")
 
 SCRIPT = REPO / "deploy" / "local" / "cluster.sh"
+
+STALL_TIMEOUT_S = 30.0
+"""The paced producer's ``stall_timeout_s`` (the README's advice for clusters): a broker failover takes
+seconds, and with the default 5 s a slow one sends the SDK through its on-disk outbox, whose reconnect
+backoff then dominates the figure."""
 
 
 def _script(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -98,6 +104,18 @@ class ClusterStack:
             return {tp.partition: int(end) for tp, end in consumer.end_offsets(partitions).items()}
         finally:
             consumer.close()
+
+    def settled(self, topic: str) -> bool:
+        """Every partition of ``topic`` has all its replicas in sync and its preferred leader back."""
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.kafka.split(","), client_id="runstream-bench")
+        try:
+            [described] = admin.describe_topics([topic])
+        finally:
+            admin.close()
+        return all(len(p["isr_nodes"]) == len(p["replica_nodes"]) and p["leader_id"] == p["replica_nodes"][0]
+                   for p in described["partitions"])
 
     def leader(self, topic: str, partition: int) -> str:
         """The node name (``kafka-N``) leading ``partition`` of ``topic``."""
@@ -189,14 +207,21 @@ def _failover(stack: ClusterStack, database: str, topic: str, scratch: Path, *, 
     results, per_trial = [], []
     for t in range(trials):
         experiment = f"cluster-failover-{stack.tag}-{t}"
+        # The broker restarted by the previous trial must have caught up (with one replica short, killing
+        # another would leave partitions below min.insync.replicas: another test) and taken its leaderships
+        # back (else the next victim would lead everything): each trial starts from the same state.
+        if _wait(lambda: stack.settled(topic), 300, every=1.0) is None:
+            raise RuntimeError("cluster failover: the topic's replicas and leaders did not settle in 300 s")
         before = stack.end_offsets(topic)
+        # Long enough to outlast the kill and the recovery; stopped as soon as the figure is taken.
         kid = Child("bench.load", ["paced", "--kafka", stack.kafka, "--topic", topic, "--experiment", experiment,
-                                   "--rate", str(rate), "--seconds", "20", "--home", str(scratch)])
+                                   "--rate", str(rate), "--seconds", "120", "--home", str(scratch),
+                                   "--stall-timeout", str(STALL_TIMEOUT_S)])
         victim = None
         try:
             kid.wait_ready()
             kid.go()
-            if _wait(lambda: _count(client, database, experiment, SENTINEL) >= 20, 120) is None:
+            if _wait(lambda: _count(client, database, experiment, SENTINEL) >= 5, 120) is None:
                 raise RuntimeError("cluster failover: sentinels never reached ClickHouse")
             # The paced producer logs one run: its events travel on one partition. Kill that partition's leader.
             after = stack.end_offsets(topic)
@@ -216,9 +241,10 @@ def _failover(stack: ClusterStack, database: str, topic: str, scratch: Path, *, 
             seen = _wait(after_kill, 120, every=0.02)
             if seen is None:
                 raise RuntimeError(f"cluster failover trial {t}: nothing logged after the kill was written in 120 s")
+            if kid.proc.poll() is not None:
+                raise RuntimeError(f"cluster failover trial {t}: the paced producer ended early ({kid.proc.returncode})")
             results.append(seen - killed)
             per_trial.append({"killed": victim, "failover_s": seen - killed})
-            kid.result(timeout=180)
         finally:
             kid.kill()
             if victim is not None:
