@@ -192,6 +192,13 @@ def test_cluster_profile_is_consistent(services: dict[str, dict[str, Any]]) -> N
     voters = {f"kafka-{v.split('@')[0]}" for v in
               services["kafka-1"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")}
     assert voters == {"kafka-1", "kafka-2", "kafka-3"} <= in_profile
+    for broker in sorted(voters):
+        environment = services[broker]["environment"]
+        assert environment["KAFKA_NODE_ID"] == broker.removeprefix("kafka-")
+        assert environment["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert environment["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert environment["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
     for name, alias in (("ingest-cluster", "ingest"), ("exporter-cluster", "exporter")):
         command = _command(services[name])
         assert {b.partition(":")[0] for b in command[command.index("--kafka") + 1].split(",")} == voters
