@@ -232,8 +232,28 @@ class Pipeline:
 
     def wait_points(self, expected: int, *, timeout_s: float = 300, names: Iterable[str] | None = None) -> None:
         wanted = list(names) if names is not None else None
-        wait_until(lambda: self.points(names=wanted) >= expected, timeout_s=timeout_s,
-                   what=f"{expected} points in {self.name}.metric_scalars")
+        try:
+            wait_until(lambda: self.points(names=wanted) >= expected, timeout_s=timeout_s,
+                       what=f"{expected} points in {self.name}.metric_scalars")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last count {self.points(names=wanted)}\n{self.diagnosis()}") from None
+
+    def diagnosis(self) -> str:
+        """What a failed wait needs: each replica's state and the tail of every worker's own log lines."""
+        lines = []
+        for node in self.cluster.servers:
+            try:
+                rows = self.cluster.execute(
+                    "SELECT table, is_readonly, is_session_expired, queue_size, inserts_in_queue "
+                    f"FROM system.replicas WHERE database = '{self.name}'", node)
+                lines.append(f"{node}: (table, readonly, session_expired, queue, inserts_in_queue) {rows}")
+            except Exception as exc:  # the server may be the one that is down
+                lines.append(f"{node}: {exc!r}")
+        for index, worker in enumerate(self.workers):
+            own = [line for line in worker.output().splitlines() if " runstream." in line]
+            lines.append(f"--- worker {index} ---")
+            lines.extend(line[:400] for line in own[-15:])
+        return "\n".join(lines)
 
     def first_rows(self, timeout_s: float = 120) -> None:
         wait_until(lambda: self.points(final=False) > 0, timeout_s=timeout_s, what="the first rows")
