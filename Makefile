@@ -18,14 +18,15 @@ export RUNSTREAM_CLICKHOUSE ?= clickhouse://127.0.0.1:9000/runstream
 # The stack scripts probe Kafka with kafka-python from this interpreter.
 export RUNSTREAM_PYTHON ?= $(CURDIR)/$(VENV_PY)
 
-.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo bench ui
+.PHONY: help install stack-deps stack-up stack-down stack-status test clean demo bench ui \
+	cluster-up cluster-down cluster-status test-cluster
 # `make demo` (the embedded default, no servers) and `make bench` are added by
 # the work that delivers them; `help` lists every target with a `## ` comment.
 
 help: ## List the targets
 	@echo "usage: make TARGET"
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 install: $(INSTALL_STAMP) ## Create .venv with runstream, the embedded engine and the dev tools
 
@@ -50,13 +51,29 @@ stack-status: ## Say whether Kafka and ClickHouse are up
 	deploy/local/clickhouse.sh status || true
 
 # The stack comes down on every exit path, pytest's failure and Ctrl-C included;
-# the exit code is pytest's.
+# the exit code is pytest's. The cluster's fault tests are a stage of their own (test-cluster).
 test: install stack-deps ## Install, start the stack, run the whole suite, stop the stack
 	trap '$(MAKE) stack-down' EXIT; \
 	$(MAKE) stack-up; \
-	$(VENV)/bin/pytest tests/
+	$(VENV)/bin/pytest tests/ --ignore=tests/cluster
 
-clean: stack-down ## Stop the stack, remove .venv, stack state and downloaded jars
+cluster-up: install stack-deps ## Start the local cluster: 3 Kafka brokers, ZooKeeper, 2x2 ClickHouse; wait until ready
+	deploy/local/cluster.sh start
+
+cluster-down: ## Stop the local cluster (state is kept under deploy/local/.state/cluster)
+	deploy/local/cluster.sh stop
+
+cluster-status: ## Say which nodes of the local cluster are up
+	deploy/local/cluster.sh status || true
+
+# Like `test`, for the fault tests on the cluster; they read its endpoints from
+# `deploy/local/cluster.sh env`, not from the RUNSTREAM_* exported above.
+test-cluster: install stack-deps ## Start the local cluster, run the fault tests (tests/cluster/), stop it
+	trap '$(MAKE) cluster-down' EXIT; \
+	$(MAKE) cluster-up; \
+	$(VENV)/bin/pytest tests/cluster/
+
+clean: stack-down cluster-down ## Stop the stack and the cluster, remove .venv, their state and downloaded jars
 	rm -rf $(VENV) deploy/local/.state deploy/local/.cache .pytest_cache
 
 # The README's first command: no servers, no settings. RUNSTREAM_* exported above

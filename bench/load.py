@@ -49,7 +49,8 @@ def _workspace(args: argparse.Namespace) -> Any:
     from producers import Workspace
 
     home = Path(tempfile.mkdtemp(prefix="bench-load-", dir=args.home))
-    return Workspace(kafka=args.kafka, topic=args.topic, home=home, install_signal_handlers=False)
+    extra = {} if args.stall_timeout is None else {"stall_timeout_s": args.stall_timeout}
+    return Workspace(kafka=args.kafka, topic=args.topic, home=home, install_signal_handlers=False, **extra)
 
 
 def _burst(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,6 +140,8 @@ def _main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=float, default=100_000)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--stall-timeout", type=float, default=None,
+                        help="the SDK's stall_timeout_s (default: the SDK's own)")
     args = parser.parse_args(argv)
     if args.mode == "messages":
         emit(_messages(args))

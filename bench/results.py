@@ -133,6 +133,15 @@ FIGURES: tuple[Figure, ...] = (
            method="A second `runstream ingest` process joins a group whose first worker owns all 8 partitions "
                   "of a fresh topic; from spawning it to its log line announcing its first non-empty assignment "
                   "(start-up, migrations, topic checks, the join and the rebalance it causes)."),
+    Figure(key="cluster_e2e_points_per_s", label="End to end on the local cluster", unit="points/s",
+           method="As `e2e_points_per_s`, on `deploy/local/cluster.sh` (3 brokers, RF 3, min ISR 2; 2 shards x "
+                  "2 replicas of ClickHouse 18.16): two `runstream ingest` workers on 8 partitions insert "
+                  "synchronously through the Distributed tables; the cluster shares the same 2 cores."),
+    Figure(key="cluster_broker_failover_s", label="Broker SIGKILL until the pipeline writes again", unit="s",
+           direction="min",
+           method="A paced producer (20,000 points/s) logs a sentinel every 50 ms; the leader of the partition "
+                  "it writes to is SIGKILLed; time from the kill until a sentinel logged after it is queryable "
+                  "through the Distributed table. The broker is restarted between trials."),
 )
 """Every published figure, in table order."""
 

@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import (codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries, raw_clickhouse, raw_kafka,
-               sdk, ui)
+from . import (cluster, codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries,
+               raw_clickhouse, raw_kafka, sdk, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -52,6 +52,8 @@ class Plan:
         self.latency_rate = 100_000.0
         self.latency_seconds = 8.0
         self.query_repeats = 10
+        self.cluster_points_per_producer = 500_000
+        self.cluster_failover_trials = min(trials, 3)
 
 
 def _say(message: str) -> None:
@@ -210,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         t, d = ui.measure(stack, trials=plan.trials)
         trials.update(t)
         details["ui"] = d
+        _say("cluster (deploy/local/cluster.sh, started if down): throughput, then broker failover")
+        t, d = cluster.measure(scratch, tag=stack.tag, trials=plan.trials, producers=plan.producers,
+                               points=plan.cluster_points_per_producer, partitions=plan.partitions,
+                               failover_trials=plan.cluster_failover_trials)
+        trials.update(t)
+        details["cluster"] = d
         summaries = {k: summarize(v) for k, v in trials.items()}
         medians = {k: s.median for k, s in summaries.items()}
         missed = missed_goals(medians)

@@ -118,8 +118,10 @@ class KafkaDeadLetters:
     def _get(self) -> Any:
         if self._producer is None:
             try:
+                # Idempotence named explicitly: kafka-python 3 turns it off, with only a log line,
+                # when other settings conflict with its defaults; a broker failover must not double a letter.
                 self._producer = kafka.KafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", linger_ms=5, retries=5,
+                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5, retries=5,
                     max_request_size=2 * 1024 * 1024, client_id="runstream-ingest-dlq",
                 )
             except Exception as exc:

@@ -162,7 +162,7 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
 
 def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
     """Send ``(key, value)`` pairs and wait until the broker has them all."""
-    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5,
+    producer = kafka.KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
                                    max_request_size=2 * 1024 * 1024)
     try:
         futures = [producer.send(topic, key=k, value=v) for k, v in messages]

@@ -1,6 +1,13 @@
 """The server store: a ClickHouse server over the native protocol (clickhouse-driver).
 
 ``ClickHouseStore.from_url("clickhouse://user:pass@host:9000/db?secure=1")``.
+
+A sharded, replicated ClickHouse is one URL too:
+``clickhouse://ch-1:9000/db?cluster=runstream&alt_hosts=ch-2:9000,ch-3:9000``.
+``cluster`` names the servers' ``remote_servers`` entry: migrations create
+replicated tables and ``Distributed`` tables over them (:mod:`store.cluster`),
+and inserts wait until every shard has its rows (``insert_distributed_sync``).
+``alt_hosts`` are tried in turn when the server in use cannot be reached.
 Inserts are columnar (``INSERT INTO db.t (c1, ...) VALUES`` + column lists);
 queries are ours, rewritten from ``{name:Type}`` to the driver's ``%(name)s``
 so the driver escapes every value (18.16 has no server-side parameters).
@@ -17,6 +24,8 @@ way; the flag says whether waiting can help.
 from __future__ import annotations
 
 import importlib
+import logging
+import re
 import struct
 import threading
 from collections.abc import Mapping, Sequence
@@ -29,6 +38,7 @@ from schemas.errors import ConfigurationError
 
 from . import migrations
 from .base import check_batch, check_database_name
+from .cluster import check_cluster_name
 from .errors import StoreError, sink_error
 from .sql import for_driver
 
@@ -36,6 +46,11 @@ __all__ = ["ClickHouseSettings", "ClickHouseStore", "COMPRESSIONS"]
 
 COMPRESSIONS = ("none", "lz4", "lz4hc", "zstd")
 """Accepted ``compression`` values (all but ``none`` need the ``clickhouse-cityhash`` package)."""
+
+log = logging.getLogger("runstream.store")
+
+DDL_TASK_TIMEOUT_S = 60
+"""How long an ``ON CLUSTER`` statement waits for every server (the server's default is 180 s)."""
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -63,7 +78,9 @@ class ClickHouseSettings:
     """How to reach one ClickHouse server; built once, from a URL (:meth:`from_url`) or directly.
 
     TLS: ``secure`` (native TLS port, 9440 by default), ``verify`` (certificate
-    check), ``ca_certs`` (a CA bundle path). Timeouts in seconds.
+    check), ``ca_certs`` (a CA bundle path). Timeouts in seconds. ``alt_hosts``:
+    more ``(host, port)`` servers of the same cluster, for failover. ``cluster``:
+    the ``remote_servers`` name when the tables are sharded and replicated.
     """
 
     host: str
@@ -77,6 +94,8 @@ class ClickHouseSettings:
     connect_timeout: float = 10.0
     send_receive_timeout: float = 300.0
     compression: str = "none"
+    alt_hosts: tuple[tuple[str, int], ...] = ()
+    cluster: str | None = None
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -90,15 +109,22 @@ class ClickHouseSettings:
             raise ConfigurationError(f"ClickHouse compression {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
         if not self.secure and (self.ca_certs is not None or not self.verify):
             raise ConfigurationError("ca_certs and verify apply to TLS only: add secure=1 (or use clickhouses://)")
+        for host, port in self.alt_hosts:
+            if not host or not isinstance(port, int) or not 0 < port < 65536:
+                raise ConfigurationError(f"ClickHouse alternate host {host!r}:{port!r} is not a host and a port")
+        if self.cluster is not None:
+            check_cluster_name(self.cluster)
 
-    _PARAMS = ("secure", "verify", "ca_certs", "connect_timeout", "send_receive_timeout", "compression")
+    _PARAMS = ("secure", "verify", "ca_certs", "connect_timeout", "send_receive_timeout", "compression",
+               "alt_hosts", "cluster")
 
     @classmethod
     def from_url(cls, url: str) -> ClickHouseSettings:
         """Parse ``clickhouse[s]://[user[:password]@]host[:port][/database][?param=value&...]``.
 
         Parameters: ``secure``, ``verify``, ``ca_certs``, ``connect_timeout``,
-        ``send_receive_timeout``, ``compression``; any other (or a repeated one)
+        ``send_receive_timeout``, ``compression``, ``alt_hosts`` (``host[:port],...``;
+        the port defaults to the URL's), ``cluster``; any other (or a repeated one)
         is a ``ConfigurationError``. ``clickhouses://`` means ``secure=1``. User and
         password are percent-decoded.
         """
@@ -128,6 +154,10 @@ class ClickHouseSettings:
                 kwargs[name] = _seconds(name, value)
             elif name == "ca_certs":
                 kwargs[name] = value or None
+            elif name == "alt_hosts":
+                kwargs[name] = value  # ports default to the main one, known below
+            elif name == "cluster":
+                kwargs[name] = value
             else:
                 kwargs[name] = value.lower()
         if parts.hostname is None:
@@ -139,11 +169,31 @@ class ClickHouseSettings:
         if path:
             kwargs["database"] = path
         kwargs["port"] = port if port is not None else (9440 if kwargs["secure"] else 9000)
+        if "alt_hosts" in kwargs:
+            kwargs["alt_hosts"] = _host_list(kwargs["alt_hosts"], kwargs["port"])
         return cls(host=parts.hostname, **kwargs)
 
     def describe(self) -> str:
         """``host:port/database`` with the user, never the password (for logs and errors)."""
-        return f"{self.user}@{self.host}:{self.port}/{self.database}{' (TLS)' if self.secure else ''}"
+        where = f"{self.user}@{self.host}:{self.port}/{self.database}{' (TLS)' if self.secure else ''}"
+        if self.alt_hosts:
+            where += f" (or {', '.join(f'{h}:{p}' for h, p in self.alt_hosts)})"
+        if self.cluster is not None:
+            where += f" on cluster {self.cluster}"
+        return where
+
+
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::(?P<port>\d{1,5}))?")
+
+
+def _host_list(text: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    hosts = []
+    for item in text.split(","):
+        m = _HOST_PORT.fullmatch(item.strip())
+        if m is None:
+            raise ConfigurationError(f"ClickHouse URL parameter alt_hosts: {item!r} is not host[:port]")
+        hosts.append((m["host"], int(m["port"]) if m["port"] else default_port))
+    return tuple(hosts)
 
 
 def _check_compression(settings: ClickHouseSettings) -> None:
@@ -173,8 +223,13 @@ def _default_client(settings: ClickHouseSettings) -> Any:
         connect_timeout=settings.connect_timeout,
         send_receive_timeout=settings.send_receive_timeout,
         compression=False if settings.compression == "none" else settings.compression,
+        alt_hosts=",".join(f"{host}:{port}" for host, port in settings.alt_hosts) or None,
         client_name="runstream",
     )
+
+
+_TIMEOUT_EXCEEDED = 159
+_NONE_ACTIVE = re.compile(r"unfinished hosts \(0 of them are currently active\)")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -218,6 +273,10 @@ class ClickHouseStore:
         self._mutex = threading.RLock()
         self._version: str | None = None
         self._inserts: dict[tuple[str, tuple[str, ...]], str] = {}
+        # Through Distributed tables, an insert returns once every shard has its rows: asynchronous
+        # inserts would queue on the receiving server's disk and be lost with it.
+        self._insert_options: dict[str, Any] = (
+            {} if settings.cluster is None else {"settings": {"insert_distributed_sync": 1}})
 
     @classmethod
     def from_url(cls, url: str, *, retention_days: int | None = None) -> ClickHouseStore:
@@ -249,8 +308,22 @@ class ClickHouseStore:
         return list(self._execute("query", text, values))
 
     def execute_ddl(self, sql: str) -> None:
-        """Run one DDL statement of ours (migrations only)."""
-        self._execute("DDL", sql)
+        """Run one DDL statement of ours (migrations only).
+
+        An ``ON CLUSTER`` statement that times out only because servers are down
+        (none of the unfinished ones is active) is queued for them in ZooKeeper and
+        runs when they are back: logged, not raised.
+        """
+        if self.settings.cluster is None:
+            self._execute("DDL", sql)
+            return
+        try:
+            self._execute("DDL", sql, settings={"distributed_ddl_task_timeout": DDL_TASK_TIMEOUT_S})
+        except StoreError as exc:
+            if exc.code != _TIMEOUT_EXCEEDED or _NONE_ACTIVE.search(str(exc)) is None:
+                raise
+            log.warning("ClickHouse cluster %s: some servers are down; they will apply this DDL when back: %s",
+                        self.settings.cluster, exc)
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
         """Insert one columnar batch. See ``EventSink.write``."""
@@ -262,12 +335,13 @@ class ClickHouseStore:
         if sql is None:  # names come from TABLES (checked), never from the caller's data
             sql = f"INSERT INTO `{self.settings.database}`.`{table}` ({', '.join(names)}) VALUES"
             self._inserts[key] = sql
-        self._execute(f"insert into {table}", sql, [columns[c] for c in names], columnar=True)
+        self._execute(f"insert into {table}", sql, [columns[c] for c in names], columnar=True,
+                      **self._insert_options)
 
     def migrate(self) -> list[int]:
         """Create the database and apply missing migrations; returns the versions applied now."""
         with self._mutex:
-            return migrations.apply(self, retention_days=self._retention_days)
+            return migrations.apply(self, retention_days=self._retention_days, cluster=self.settings.cluster)
 
     def close(self) -> None:
         """Disconnect (idempotent; a later call would reconnect)."""

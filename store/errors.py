@@ -45,14 +45,16 @@ class StoreBusy(StoreError):
 
 
 _RETRIABLE_CODES = frozenset({
+    32,  # ATTEMPT_TO_READ_AFTER_EOF (a shard's server died during a Distributed insert)
     159,  # TIMEOUT_EXCEEDED
     164,  # READONLY (a replica or server in read-only mode)
     202,  # TOO_MANY_SIMULTANEOUS_QUERIES
     203,  # NO_FREE_CONNECTION
     209,  # SOCKET_TIMEOUT
     210,  # NETWORK_ERROR
+    225,  # NO_ZOOKEEPER (replicated tables while ZooKeeper/Keeper is unreachable)
     241,  # MEMORY_LIMIT_EXCEEDED
-    242,  # TABLE_IS_READ_ONLY
+    242,  # TABLE_IS_READ_ONLY (likewise, once the session is lost)
     252,  # TOO_MANY_PARTS
     279,  # ALL_CONNECTION_TRIES_FAILED
     319,  # UNKNOWN_STATUS_OF_INSERT

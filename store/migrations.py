@@ -11,6 +11,11 @@ Statements are separated by lines holding only ``;``.
 ``schema_migrations.sql``), then runs the missing versions in order and records
 each. Every statement is ``IF NOT EXISTS``, so a crash half way, or two
 processes migrating at once, is harmless: the next run repeats what is missing.
+
+On a cluster (``apply(..., cluster="name")``) every rendered statement goes
+through :func:`store.cluster.cluster_statements` and runs ``ON CLUSTER``:
+replicated local tables plus ``Distributed`` tables under the usual names.
+A cluster already up to date gets no DDL at all (each one waits for every server).
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from string import Template
 from typing import Any, Protocol
 
 from .base import check_database_name
+from .cluster import cluster_statements
+from .errors import StoreError
 
 __all__ = [
     "MODERN_SINCE",
@@ -142,9 +149,12 @@ def render(template: str, fragments: Mapping[str, str]) -> list[str]:
     """Fill ``template`` with ``fragments`` and split it at lines holding only ``;``.
 
     An unknown placeholder raises ``KeyError`` (a typo in a DDL file must not
-    reach the server). Full-line ``--`` comments and blank lines are dropped.
+    reach the server). Full-line ``--`` comments and blank lines are dropped,
+    before filling: a comment that names a placeholder stays a comment even when
+    the fragment spans lines (the TTL clauses do).
     """
-    text = Template(template).substitute(fragments)
+    code = "\n".join(line for line in template.splitlines() if not line.strip().startswith("--"))
+    text = Template(code).substitute(fragments)
     statements: list[str] = []
     current: list[str] = []
     for line in text.splitlines():
@@ -152,7 +162,7 @@ def render(template: str, fragments: Mapping[str, str]) -> list[str]:
         if stripped == ";":
             statements.append("\n".join(current).strip())
             current = []
-        elif stripped and not stripped.startswith("--"):  # full-line comments stay in the files
+        elif stripped:
             current.append(line.rstrip())
     statements.append("\n".join(current).strip())
     return [s for s in statements if s]
@@ -175,18 +185,38 @@ class _Backend(Protocol):
 
 
 def apply(backend: _Backend, *, migrations: Iterable[Migration] | None = None, bootstrap: str | None = None,
-          retention_days: int | None = None, clock: Callable[[], float] = time.time) -> list[int]:
-    """Create the database, then apply and record every migration not yet recorded; returns their versions."""
+          retention_days: int | None = None, cluster: str | None = None,
+          clock: Callable[[], float] = time.time) -> list[int]:
+    """Create the database, then apply and record every migration not yet recorded; returns their versions.
+
+    ``cluster``: the ``remote_servers`` name of a sharded, replicated ClickHouse;
+    the DDL is rendered for it (see :mod:`store.cluster`) and runs ``ON CLUSTER``.
+    """
     features = ServerFeatures.from_version(backend.server_version)
     fragments = features.fragments(backend.database, retention_days=retention_days)
-    for stmt in render(bootstrap if bootstrap is not None else bootstrap_template(), fragments):
+    todo = list(migrations if migrations is not None else load_migrations())
+
+    def statements(rendered: list[str]) -> list[str]:
+        if cluster is None:
+            return rendered
+        return [c for stmt in rendered for c in cluster_statements(stmt, cluster=cluster)]
+
+    applied: set[int] | None = None
+    if cluster is not None:
+        try:  # every ON CLUSTER statement waits for every server: skip them when nothing is missing
+            applied = _applied(backend)
+        except StoreError:
+            applied = None  # no database or table yet
+        if applied is not None and all(m.version in applied for m in todo):
+            return []
+    for stmt in statements(render(bootstrap if bootstrap is not None else bootstrap_template(), fragments)):
         backend.execute_ddl(stmt)
-    applied = {int(r[0]) for r in backend.query("SELECT DISTINCT version FROM {db}.schema_migrations")}
+    applied = _applied(backend)
     done: list[int] = []
-    for migration in migrations if migrations is not None else load_migrations():
+    for migration in todo:
         if migration.version in applied:
             continue
-        for stmt in migration.statements(fragments):
+        for stmt in statements(migration.statements(fragments)):
             backend.execute_ddl(stmt)
         backend.write("schema_migrations", {
             "version": [migration.version],
@@ -194,7 +224,11 @@ def apply(backend: _Backend, *, migrations: Iterable[Migration] | None = None, b
             "applied_ms": [int(clock() * 1000)],
             "server_version": [features.version],
         })
-        log.info("applied ClickHouse migration %04d_%s to %s", migration.version, migration.name,
-                 backend.database)
+        log.info("applied ClickHouse migration %04d_%s to %s%s", migration.version, migration.name,
+                 backend.database, "" if cluster is None else f" on cluster {cluster}")
         done.append(migration.version)
     return done
+
+
+def _applied(backend: _Backend) -> set[int]:
+    return {int(r[0]) for r in backend.query("SELECT DISTINCT version FROM {db}.schema_migrations")}

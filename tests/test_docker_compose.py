@@ -163,3 +163,50 @@ def test_grafana_preinstalls_every_plugin_data_source(services: dict[str, dict[s
     plugins = {s["type"] for s in sources} - core
     preinstalled = set(str(services["grafana"]["environment"].get("GF_PLUGINS_PREINSTALL", "")).split(","))
     assert plugins <= preinstalled, f"Grafana would not know the data source types {plugins - preinstalled}"
+
+
+def test_cluster_profile_is_consistent(services: dict[str, dict[str, Any]]) -> None:
+    import xml.etree.ElementTree as ET
+    from urllib.parse import parse_qsl
+
+    cluster_xml = ET.parse(ROOT / "deploy" / "clickhouse" / "cluster.xml").getroot()
+    keeper_xml = ET.parse(ROOT / "deploy" / "clickhouse" / "keeper.xml").getroot()
+    in_profile = {name for name, s in services.items() if "cluster" in s.get("profiles", [])}
+    # Every replica of remote_servers is a service of the profile, recognisable by its hostname and macros.
+    shards = cluster_xml.find("remote_servers/runstream").findall("shard")
+    assert len(shards) == 2
+    for number, shard in enumerate(shards, start=1):
+        assert shard.findtext("internal_replication") == "true"
+        for replica in shard.findall("replica"):
+            service = services[replica.findtext("host")]
+            assert replica.findtext("host") in in_profile
+            assert service["hostname"] == replica.findtext("host")
+            assert service["environment"]["RUNSTREAM_SHARD"] == str(number)
+            assert service["environment"]["RUNSTREAM_REPLICA"] == replica.findtext("host")
+    for node in cluster_xml.findall("zookeeper/node"):
+        assert node.findtext("host") in in_profile
+    raft = [s.findtext("hostname") for s in keeper_xml.findall("keeper_server/raft_configuration/server")]
+    assert sorted(raft) == sorted(n.findtext("host") for n in cluster_xml.findall("zookeeper/node"))
+    # Three brokers, one quorum; the cluster workers reach all of it by one URL and answer to the
+    # names Prometheus scrapes.
+    voters = {f"kafka-{v.split('@')[0]}" for v in
+              services["kafka-1"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")}
+    assert voters == {"kafka-1", "kafka-2", "kafka-3"} <= in_profile
+    for broker in sorted(voters):
+        environment = services[broker]["environment"]
+        assert environment["KAFKA_NODE_ID"] == broker.removeprefix("kafka-")
+        assert environment["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        assert environment["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert environment["KAFKA_MIN_INSYNC_REPLICAS"] == "2"
+        assert environment["KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE"] == "false"
+    for name, alias in (("ingest-cluster", "ingest"), ("exporter-cluster", "exporter")):
+        command = _command(services[name])
+        assert {b.partition(":")[0] for b in command[command.index("--kafka") + 1].split(",")} == voters
+        url = urlsplit(command[command.index("--clickhouse") + 1])
+        query = dict(parse_qsl(url.query))
+        assert query["cluster"] == "runstream"
+        hosts = {url.hostname} | {h.partition(":")[0] for h in query["alt_hosts"].split(",")}
+        assert hosts == {r.findtext("host") for s in shards for r in s.findall("replica")}
+        assert services[name]["networks"]["default"]["aliases"] == [alias]
+        assert name in in_profile
+    assert not {"kafka", "clickhouse", "ingest", "exporter"} & in_profile

@@ -83,3 +83,89 @@ show_log_tail() {
         echo "---" >&2
     fi
 }
+
+# kill_pid NAME PID: SIGKILL, then wait (up to 10 s) until the process is gone.
+kill_pid() {
+    local name="$1" pid="$2" waited=0
+    kill -KILL "$pid" 2>/dev/null || true
+    while pid_alive "$pid"; do
+        (( waited++ < 100 )) || die "$name: pid $pid survived SIGKILL"
+        sleep 0.1
+    done
+}
+
+# fetch_maven_jars NAME POM DEST: copy the runtime jars of POM from Maven Central into
+# DEST, once. Fetched into a temporary folder and moved into place under DEST.lock, so
+# that two scripts starting at once neither download twice nor see half a folder;
+# DEST/.complete marks a finished copy (the same convention as kafka.sh).
+fetch_maven_jars() {
+    local name="$1" pom="$2" dest="$3" tmp started
+    [[ -f "$dest/.complete" ]] && return 0
+    command -v mvn >/dev/null || die "$name: mvn (Maven) not found; run 'make stack-deps'"
+    mkdir -p "$(dirname "$dest")"
+    (
+        exec 9>"$dest.lock"
+        flock 9
+        [[ -f "$dest/.complete" ]] && exit 0
+        tmp="$(mktemp -d "$dest.tmp.XXXXXX")"
+        started="$SECONDS"
+        echo "$name: fetching jars from Maven Central into $dest"
+        if ! mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+                -DoutputDirectory="$tmp" -DincludeScope=runtime >"$tmp.mvn.log" 2>&1; then
+            show_log_tail "$tmp.mvn.log"
+            rm -rf "$tmp" "$tmp.mvn.log"
+            die "$name: mvn could not fetch the jars of $pom"
+        fi
+        rm -f "$tmp.mvn.log"
+        touch "$tmp/.complete"
+        rm -rf "$dest"
+        mv "$tmp" "$dest"
+        echo "$name: jars ready in $((SECONDS - started))s"
+    )
+}
+
+# zk_command PORT WORD: send a ZooKeeper four-letter word (srvr, ruok, mntr) to
+# 127.0.0.1:PORT and print the answer; fails when nothing answers within 3 s.
+zk_command() {
+    timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "%s" "$2" >&3 && cat <&3' _ "$1" "$2" 2>/dev/null
+}
+
+# kafka_cluster_probe PYTHON BOOTSTRAP: real requests to a Kafka cluster through
+# PYTHON's kafka-python. Prints the ids of the unfenced brokers, space-separated and
+# sorted, once the group coordinator answers too (a consumer group works only then);
+# fails, with the reason on stderr, otherwise.
+kafka_cluster_probe() {
+    PROBE_BOOTSTRAP="$2" "$1" - <<'PY'
+import logging
+import os
+import sys
+
+logging.getLogger("kafka").addHandler(logging.NullHandler())
+logging.getLogger("kafka").propagate = False
+
+from kafka.admin import KafkaAdminClient
+
+try:
+    admin = KafkaAdminClient(
+        bootstrap_servers=os.environ["PROBE_BOOTSTRAP"].split(","),
+        client_id="runstream-local-probe",
+        request_timeout_ms=3000,
+        bootstrap_timeout_ms=3000,
+    )
+    try:
+        ids = sorted(b["broker_id"] for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced"))
+        if ids:
+            # The first FindCoordinator creates __consumer_offsets; until its partitions
+            # have leaders the answer is COORDINATOR_NOT_AVAILABLE.
+            admin.describe_groups(["runstream-local-probe"])
+    finally:
+        admin.close()
+except Exception as exc:  # any failure means "not answering yet"
+    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+    sys.exit(1)
+if not ids:
+    print("no unfenced broker yet", file=sys.stderr)
+    sys.exit(1)
+print(" ".join(str(i) for i in ids))
+PY
+}

@@ -66,6 +66,7 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
     ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on"]),
     ("bench.child", ["Child", "ChildFailed", "run_child", "ready_then_wait", "emit", "REPO"]),
     ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram"]),
+    ("bench.cluster", ["ClusterStack", "measure"]),
     ("bench.queries", ["measure", "leaderboard_sql", "curve_sql", "LOAD_SQL", "RUNS", "METRICS", "STEPS"]),
     ("bench.profiling", ["top_entries", "profile_ingest", "cpu_table"]),
     ("bench.machine", ["describe", "load_snapshot", "busy_processes"]),

@@ -33,6 +33,15 @@ def test_secure_port_default_and_flag():
     assert ClickHouseSettings.from_url("clickhouse://h:9000/db?secure=yes").secure is True
 
 
+def test_cluster_and_alternate_hosts():
+    s = ClickHouseSettings.from_url("clickhouse://ch-1:9001/rs?cluster=runstream&alt_hosts=ch-2,ch-3:9003")
+    assert (s.host, s.port, s.cluster) == ("ch-1", 9001, "runstream")
+    assert s.alt_hosts == (("ch-2", 9001), ("ch-3", 9003))
+    assert s.describe() == "default@ch-1:9001/rs (or ch-2:9001, ch-3:9003) on cluster runstream"
+    plain = ClickHouseSettings.from_url("clickhouse://h/rs")
+    assert (plain.alt_hosts, plain.cluster) == ((), None)
+
+
 def test_password_never_shown():
     s = ClickHouseSettings.from_url("clickhouse://u:hunter2@h:9000/db")
     assert "hunter2" not in repr(s) and "hunter2" not in s.describe()
@@ -56,6 +65,11 @@ def test_password_never_shown():
     ("clickhouse://h/run-stream", "identifier"),
     ("clickhouse://h/x%60;DROP", "identifier"),
     ("clickhouse://h/db#frag", "fragment"),
+    ("clickhouse://h/db?cluster=a-b", "cluster name"),
+    ("clickhouse://h/db?cluster=", "cluster name"),
+    ("clickhouse://h/db?alt_hosts=h2:x", "host\\[:port\\]"),
+    ("clickhouse://h/db?alt_hosts=h2:99999", "alternate host"),
+    ("clickhouse://h/db?alt_hosts=", "host\\[:port\\]"),
 ])
 def test_bad_urls_are_config_errors(url, fragment):
     with pytest.raises(ConfigurationError, match=fragment):
@@ -126,6 +140,34 @@ def test_write_is_one_columnar_insert_in_table_order():
     store(client).write("writer_progress", {"seq": [3, 4], "writer_id": ["w", "v"], "run_id": ["r", "r"]})
     assert client.calls == [("INSERT INTO `rs`.`writer_progress` (writer_id, run_id, seq) VALUES",
                              ([["w", "v"], ["r", "r"], [3, 4]],), {"columnar": True})]
+
+
+def test_cluster_inserts_are_synchronous_and_ddl_waits_a_bounded_time():
+    client = FakeClient()
+    s = ClickHouseStore(ClickHouseSettings(host="h", database="rs", cluster="c1"), client_factory=lambda _: client)
+    s.write("writer_progress", {"seq": [3], "writer_id": ["w"], "run_id": ["r"]})
+    s.execute_ddl("CREATE DATABASE IF NOT EXISTS `rs` ON CLUSTER c1")
+    assert [kwargs for _, _, kwargs in client.calls] == [
+        {"columnar": True, "settings": {"insert_distributed_sync": 1}},
+        {"settings": {"distributed_ddl_task_timeout": 60}},
+    ]
+
+
+@pytest.mark.parametrize("active, raised", [(0, False), (1, True)])
+def test_cluster_ddl_timeout_is_tolerated_only_when_the_late_servers_are_down(active, raised, caplog):
+    from clickhouse_driver.errors import ServerException
+
+    message = (f"Watching task /clickhouse/task_queue/ddl/query-0000000003 is executing longer than "
+               f"distributed_ddl_task_timeout (=60) seconds. There are 1 unfinished hosts ({active} of them "
+               f"are currently active), they are going to execute the query in background")
+    client = FakeClient(fail=ServerException(message, code=159))
+    s = ClickHouseStore(ClickHouseSettings(host="h", database="rs", cluster="c1"), client_factory=lambda _: client)
+    if raised:
+        with pytest.raises(StoreError):
+            s.execute_ddl("CREATE TABLE ...")
+    else:
+        s.execute_ddl("CREATE TABLE ...")
+        assert "will apply this DDL when back" in caplog.text
 
 
 def test_empty_batch_sends_nothing():

@@ -10,6 +10,8 @@ EXPECTED = {
               "OwnerUnavailable", "RunNotFound", "NotVisible", "HomeLock", "query_address", "READ_QUERIES",
               "ReadQueries", "StoreQueries", "QueryClient", "QueryServer", "RunReader", "RunRecord",
               "IMAGE_REF_PREFIX"],
+    "store.cluster": ["LOCAL_SUFFIX", "SHARDING_KEY", "EVERY_SERVER_TABLES", "check_cluster_name",
+                      "cluster_statements"],
     "store.errors": ["StoreError", "StoreBusy", "OwnerUnavailable", "RunNotFound", "FileNotFound", "NotVisible",
                      "sink_error"],
     "store.curves": ["X_AXES", "MAX_WIDTH", "MAX_RUNS", "QUERIES", "Curves", "scalar_curves", "list_curve",

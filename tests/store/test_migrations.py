@@ -8,6 +8,7 @@ import pytest
 from schemas.errors import ConfigurationError
 from store import migrations
 from store.base import TABLES
+from store.errors import StoreError
 from store.migrations import Migration, ServerFeatures, apply, load_migrations, render
 
 LEGACY = ServerFeatures.from_version("18.16.1")
@@ -149,3 +150,34 @@ def test_apply_runs_only_missing_versions_and_records_them():
     assert backend.written == [("schema_migrations", {"version": [2], "name": ["two"], "applied_ms": [12500],
                                                       "server_version": ["18.16.1"]})]
     assert apply(backend, migrations=ms, bootstrap="CREATE DATABASE ${db}\n;\n") == []
+
+
+def test_a_comment_naming_a_multiline_fragment_stays_a_comment():
+    # The TTL fragments start with a newline; rendered inside the header comment they used to
+    # leave "TTL ..." lines in front of the first CREATE TABLE.
+    for stmt in all_statements(MODERN, retention_days=30):
+        assert re.match(r"CREATE (DATABASE|TABLE) IF NOT EXISTS `runstream`", stmt), stmt[:80]
+
+
+class FakeClusterBackend(FakeBackend):
+    def __init__(self, applied=(), missing=False):
+        super().__init__(applied=applied)
+        self.missing = missing
+
+    def query(self, sql, params=None):
+        if self.missing and not self.ddl:
+            raise StoreError("Code: 81. Database db1 doesn't exist", code=81, retriable=False)
+        return super().query(sql, params)
+
+
+def test_cluster_ddl_is_rendered_on_cluster_and_skipped_when_up_to_date():
+    ms = [Migration(1, "one", "CREATE TABLE IF NOT EXISTS ${db}.t\n(\n    run_id String\n)\n"
+                              "ENGINE = ReplacingMergeTree\nORDER BY run_id\n;\n")]
+    backend = FakeClusterBackend(missing=True)
+    assert apply(backend, migrations=ms, bootstrap="CREATE DATABASE IF NOT EXISTS ${db}\n;\n", cluster="c1") == [1]
+    assert backend.ddl[0] == "CREATE DATABASE IF NOT EXISTS `db1` ON CLUSTER c1"
+    assert [d.split("\n")[0] for d in backend.ddl[1:]] == [
+        "CREATE TABLE IF NOT EXISTS `db1`.t_local ON CLUSTER c1", "CREATE TABLE IF NOT EXISTS `db1`.t ON CLUSTER c1"]
+    before = list(backend.ddl)
+    assert apply(backend, migrations=ms, bootstrap="CREATE DATABASE IF NOT EXISTS ${db}\n;\n", cluster="c1") == []
+    assert backend.ddl == before  # nothing missing: no ON CLUSTER statement at all
