@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigurationError, InvalidValueType
-from ..submit import ScriptRunConfig
+from ..jobs.config import ScriptRunConfig
 from .goal import PrimaryMetricGoal
 from .policies import EarlyTerminationPolicy, NoTerminationPolicy
 from .sampling import ParameterSampling, RandomParameterSampling

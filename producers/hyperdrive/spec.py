@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigurationError
-from ..submit import ScriptRunConfig
+from ..jobs.config import ScriptRunConfig
 from .config import DEFAULT_MAX_DURATION_MINUTES, HyperDriveConfig
 from .policies import policy_from_spec
 from .sampling import sampling_from_spec
