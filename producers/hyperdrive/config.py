@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import ConfigurationError, InvalidValueType
 from ..jobs.config import ScriptRunConfig
+from ..run import Experiment
 from .goal import PrimaryMetricGoal
 from .policies import EarlyTerminationPolicy, NoTerminationPolicy
+from .run import HyperDriveRun, start_sweep
 from .sampling import ParameterSampling, RandomParameterSampling
 
 __all__ = ["HyperDriveConfig", "DEFAULT_MAX_DURATION_MINUTES", "MAX_METRIC_NAME_LENGTH"]
@@ -101,6 +103,10 @@ class HyperDriveConfig:
         """The random sampling's seed, if one was given."""
         sampling = self.hyperparameter_sampling
         return sampling.seed if isinstance(sampling, RandomParameterSampling) else None
+
+    def submit_to(self, experiment: Experiment, tags: Mapping[str, str | None] | None = None) -> HyperDriveRun:
+        """Start the sweep in ``experiment`` (what ``experiment.submit(config)`` calls); returns its run at once."""
+        return start_sweep(experiment, self, tags)
 
     def to_spec(self) -> dict[str, Any]:
         """The sweep settings as JSON (no script: that is the run's own): stored on the sweep's run."""

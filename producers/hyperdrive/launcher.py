@@ -22,14 +22,17 @@ import math
 import threading
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 from ..errors import ReadError
-from .config import HyperDriveConfig
+from .goal import best_value, score
 from .parameters import ParameterValue
 from .policies import NoTerminationPolicy, PolicyEvaluator
 from .scheduler import Launch, Stop, SweepScheduler
 from .table import TrialRow
+
+if TYPE_CHECKING:
+    from .config import HyperDriveConfig
 
 __all__ = ["Trial", "TrialStarter", "MetricSource", "SweepEvent", "SweepLauncher"]
 
@@ -237,7 +240,8 @@ class SweepLauncher:
             if status is None:
                 continue
             self._scheduler.trial_ended(index, status)
-            note = self._scheduler.stopping_reason(index) or (trial.error or "" if status == "Failed" else "")
+            note = {"Canceled": self._scheduler.stopping_reason(index) or trial.error or "",
+                    "Failed": trial.error or ""}.get(status, "")  # a stop that came after the exit changed nothing
             with self._lock:
                 self._rows[index] = replace(self._rows[index], status=status, note=note.splitlines()[-1] if note else "")
             how = f"ended {status}" + (f": {note}" if note else "")
@@ -285,8 +289,6 @@ class SweepLauncher:
             self._read_metrics()
 
     def _note_best(self, series: Mapping[str, Sequence[float]]) -> None:
-        from .goal import best_value, score
-
         goal = self.config.primary_metric_goal
         for run_id, values in series.items():
             best = best_value(values, goal)

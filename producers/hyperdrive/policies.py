@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigurationError, InvalidValueType
 from .goal import PrimaryMetricGoal, score
+from .parameters import call_from_text
 
 __all__ = ["EarlyTerminationPolicy", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
            "NoTerminationPolicy", "Evaluation", "PolicyEvaluator", "policy_from_spec", "parse_policy"]
@@ -334,8 +335,6 @@ def policy_from_spec(spec: Any) -> EarlyTerminationPolicy:
 def parse_policy(text: str) -> EarlyTerminationPolicy:
     """A policy written as text: ``"bandit(slack_factor=0.1, evaluation_interval=2, delay_evaluation=4)"``,
     ``"median_stopping()"``, ``"truncation_selection(20)"``, ``"none"``."""
-    from .parameters import call_from_text
-
     if isinstance(text, str) and "(" not in text:
         text = text.strip() + "()"
     name, args, kwargs = call_from_text(text, "policy")

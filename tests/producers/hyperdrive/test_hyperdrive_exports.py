@@ -5,7 +5,8 @@ import producers.hyperdrive as hyperdrive
 
 MODULES = ["producers.hyperdrive", "producers.hyperdrive.parameters", "producers.hyperdrive.sampling",
            "producers.hyperdrive.goal", "producers.hyperdrive.policies", "producers.hyperdrive.config",
-           "producers.hyperdrive.scheduler", "producers.hyperdrive.spec"]
+           "producers.hyperdrive.scheduler", "producers.hyperdrive.spec",
+           "producers.hyperdrive.table", "producers.hyperdrive.launcher", "producers.hyperdrive.run"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -15,6 +16,8 @@ def test_public_names_are_pinned() -> None:
         "qlognormal", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy", "NoTerminationPolicy"])
     assert sorted(importlib.import_module("producers.hyperdrive.scheduler").__all__) == sorted([
         "Launch", "Stop", "SweepScheduler", "TRIAL_END_STATUSES"])
+    assert sorted(importlib.import_module("producers.hyperdrive.run").__all__) == sorted([
+        "HyperDriveRun", "start_sweep", "RUN_KIND", "POLICY_POLL_S"])
 
 
 def test_every_exported_name_exists_and_is_documented() -> None:
