@@ -96,7 +96,8 @@ class SweepLauncher:
 
     def __init__(self, config: HyperDriveConfig, *, seed: int, max_concurrent_runs: int, start_trial: TrialStarter,
                  metrics: MetricSource, on_event: Callable[[SweepEvent], None] = lambda event: None,
-                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.5) -> None:
+                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.5,
+                 warm_up: Callable[[], None] | None = None) -> None:
         self.config = config
         self._policy = config.policy or NoTerminationPolicy()
         goal = config.primary_metric_goal
@@ -110,6 +111,7 @@ class SweepLauncher:
         self._on_event = on_event
         self._clock = clock
         self._poll_s = poll_s
+        self._warm_up = warm_up
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._finished = threading.Event()
@@ -163,6 +165,13 @@ class SweepLauncher:
     def run(self) -> str:
         """Drive the sweep to its end; returns its status. A crash of the loop stops every trial first."""
         try:
+            if self._warm_up is not None and not isinstance(self._policy, NoTerminationPolicy):
+                # A policy is blind until the store answers (the embedded home's owner may take seconds to
+                # start): wait for it before the first trial, so no trial outruns its policy.
+                try:
+                    self._warm_up()
+                except ReadError as exc:
+                    _log.warning("runstream: sweep: the store does not answer yet (%s); starting anyway", exc)
             self._loop()
             self.status = self._scheduler.status
             if self.status == "Canceled":
@@ -290,14 +299,15 @@ class SweepLauncher:
 
     def _note_best(self, series: Mapping[str, Sequence[float]]) -> None:
         goal = self.config.primary_metric_goal
+        leader: tuple[str, float] | None = None
         for run_id, values in series.items():
             best = best_value(values, goal)
-            if best is None or math.isnan(best):
-                continue
-            if self._best is None or score(best, goal) > score(self._best[1], goal):
-                self._best = (run_id, best)
-                self._emit(SweepEvent("best", f"best so far: {run_id} with {self.config.primary_metric_name} "
-                                              f"{best:g}", run_id=run_id, value=best))
+            if best is not None and not math.isnan(best) and (leader is None or score(best, goal) > score(leader[1], goal)):
+                leader = (run_id, best)
+        if leader is not None and leader != self._best:
+            self._best = leader
+            self._emit(SweepEvent("best", f"best so far: {leader[0]} with {self.config.primary_metric_name} "
+                                          f"{leader[1]:g}", run_id=leader[0], value=leader[1]))
 
     def _emit(self, event: SweepEvent) -> None:
         _log.info("runstream: sweep: %s", event.message)

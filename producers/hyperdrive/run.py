@@ -398,7 +398,9 @@ def start_sweep(experiment: Experiment, config: HyperDriveConfig, tags: Mapping[
         return _JobTrial(job)
 
     launcher = SweepLauncher(config, seed=seed, max_concurrent_runs=max_concurrent, start_trial=start_trial,
-                             metrics=_StoreMetrics(experiment), on_event=parent._record, poll_s=poll_s)
+                             metrics=_StoreMetrics(experiment), on_event=parent._record, poll_s=poll_s,
+                             warm_up=lambda: None if _StoreMetrics(experiment).series(
+                                 [parent.id], config.primary_metric_name) else None)
     parent._launcher = launcher
     handle = _RegistryHandle(parent)
     registry.add_launcher(handle)
