@@ -133,6 +133,15 @@ FIGURES: tuple[Figure, ...] = (
            method="A second `runstream ingest` process joins a group whose first worker owns all 8 partitions "
                   "of a fresh topic; from spawning it to its log line announcing its first non-empty assignment "
                   "(start-up, migrations, topic checks, the join and the rebalance it causes)."),
+    Figure(key="sweep_launch_overhead_ms", label="Sweep launch overhead per trial", unit="ms", direction="min",
+           method="A HyperDrive sweep of 64 trivial trials (the script only attaches to its run), 8 at a time, on "
+                  "the stack (Kafka, one `runstream ingest`, ClickHouse): wall time from `experiment.submit(hd)` "
+                  "until `wait_for_completion()` returns, / 64."),
+    Figure(key="sweep_policy_decision_s", label="Sweep policy decision, metric logged to trial stopped", unit="s",
+           direction="min",
+           method="BanditPolicy(slack_amount=0.1): five trials each log one value outside the slack of a good "
+                  "trial's; each writes `time.time()` after its `run.log` and in its SIGTERM handler; median of "
+                  "the differences (store round trip, the launcher's next read, the decision, the signal)."),
 )
 """Every published figure, in table order."""
 

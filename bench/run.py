@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries, raw_clickhouse, raw_kafka,
-               sdk, ui)
+               sdk, sweeps, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -210,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         t, d = ui.measure(stack, trials=plan.trials)
         trials.update(t)
         details["ui"] = d
+        _say("sweeps: launch overhead per trial, policy decision latency")
+        t, d = sweeps.measure(stack, scratch, trials=plan.trials)
+        trials.update(t)
+        details["sweeps"] = d
         summaries = {k: summarize(v) for k, v in trials.items()}
         medians = {k: s.median for k, s in summaries.items()}
         missed = missed_goals(medians)

@@ -20,6 +20,8 @@ ISSUE_KEYS = {
     # issue 13: the MLflow client against runstream server and against mlflow server
     "vs_mlflow_server_log_batch_speedup", "mlflow_get_history_100k_ms", "mlflow_server_get_history_100k_ms",
     "ingest_first_assignment_s",  # issue 12, item 3
+    # issue 18: sweeps
+    "sweep_launch_overhead_ms", "sweep_policy_decision_s",
 }
 
 
