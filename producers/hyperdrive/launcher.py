@@ -213,7 +213,8 @@ class SweepLauncher:
             if self._wants_metrics() and self._clock() - self._last_read >= self._poll_s:
                 self._read_metrics()
             if scheduler.done:
-                self._read_metrics_final()
+                if scheduler.canceled is None:  # a canceled sweep ends now (SIGTERM: the process is stopping)
+                    self._read_metrics_final()
                 return
             timeout = scheduler.seconds_to_deadline()
             if self._wants_metrics():

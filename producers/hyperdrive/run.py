@@ -374,9 +374,11 @@ def start_sweep(experiment: Experiment, config: HyperDriveConfig, tags: Mapping[
     settings = experiment.workspace.settings
     seed = config.seed if config.seed is not None else secrets.randbelow(2**31)
     max_concurrent = config.max_concurrent_runs or max(1, min(os.cpu_count() or 1, config.total_runs))
-    registry.install_hooks(settings.install_signal_handlers)  # here, on the caller's (main) thread
     props = _sweep_properties(config, seed, max_concurrent, settings.limits.max_attribute_value_length)
     parent = HyperDriveRun._start(experiment, display_name=None, tags=tags, properties=props, kind=RUN_KIND)
+    # After the run started (its emitter put the flushing SIGTERM handler in place) and on the caller's
+    # (main) thread, as for a submitted script: SIGTERM then stops the sweep first and waits for it.
+    registry.install_hooks(settings.install_signal_handlers)
     assert isinstance(parent, HyperDriveRun)
     parent._config = config
     parent._ended = threading.Event()

@@ -327,3 +327,30 @@ def test_ctrl_c_on_runstream_sweep_cancels_the_sweep(backend: Backend, src: Path
     parent = Run(Experiment(ws, "sweep-cli"), parent_id)
     wait_until(lambda: parent.get_status() == "Canceled", timeout_s=30)
     assert all(c.get_status() == "Canceled" for c in parent.get_children())
+
+
+def test_sigterm_to_the_submitting_process_cancels_the_sweep(backend: Backend, src: Path, tmp_path: Path) -> None:
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(f"""
+        from producers import *
+        hd = HyperDriveConfig(run_config=ScriptRunConfig({str(src)!r}, "train.py", arguments=["--sleep", 60]),
+                              hyperparameter_sampling=GridParameterSampling({{"--k": choice(1, 2, 3)}}),
+                              primary_metric_name="mse", primary_metric_goal="minimize", max_concurrent_runs=2)
+        run = Experiment(Workspace(), "sweep-sigterm").submit(hd)
+        print(run.id, flush=True)
+        run.wait_for_completion()
+    """))
+    proc = subprocess.Popen([sys.executable, str(driver)], env=backend.child_env() | {"PIDS_DIR": os.environ["PIDS_DIR"]},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    parent_id = proc.stdout.readline().strip()
+    wait_until(lambda: len(trial_pids(src)) == 2, timeout_s=60)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=90)
+    assert proc.returncode == -signal.SIGTERM
+    assert not any(alive(pid) for pid in trial_pids(src))
+    parent = Run(Experiment(backend.workspace(), "sweep-sigterm"), parent_id)
+    wait_until(lambda: parent.get_status() == "Canceled", timeout_s=30)
+    children = list(parent.get_children())
+    assert len(children) == 2 and all(c.get_status() == "Canceled" for c in children)
+    assert "SIGTERM" in parent.get_details()["error"]["message"]
