@@ -51,6 +51,7 @@ from ..values import truncate_middle
 from .goal import PrimaryMetricGoal, best_value, score
 from .launcher import SweepEvent, SweepLauncher, Trial
 from .parameters import ParameterValue
+from .stored import HYPERPARAMETERS, RUN_KIND
 from .table import TrialRow, params_json, render_table
 
 if TYPE_CHECKING:
@@ -59,9 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["HyperDriveRun", "start_sweep", "RUN_KIND", "POLICY_POLL_S"]
 
 _log = logging.getLogger("runstream.hyperdrive")
-
-RUN_KIND = "hyperdrive"
-"""The ``kind`` of a sweep's run."""
 
 POLICY_POLL_S = 0.5
 """How often the launcher reads the primary metric while a policy is active."""
@@ -391,7 +389,7 @@ def start_sweep(experiment: Experiment, config: HyperDriveConfig, tags: Mapping[
         trial_config = ScriptRunConfig(run_config.source_directory, run_config.script, arguments=arguments,
                                        environment=run_config.environment)
         child = Run._start(experiment, display_name=f"trial {index}", tags=None, run_id=f"{parent.id}_{index}",
-                           properties={"hyperparameters": params_json(params), "hyperdrive_trial": str(index),
+                           properties={HYPERPARAMETERS: params_json(params), "hyperdrive_trial": str(index),
                                        "arguments": truncate_middle(json.dumps(arguments),
                                                                     settings.limits.max_attribute_value_length)},
                            kind="submitted", parent=parent)

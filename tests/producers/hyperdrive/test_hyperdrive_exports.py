@@ -6,7 +6,8 @@ import producers.hyperdrive as hyperdrive
 MODULES = ["producers.hyperdrive", "producers.hyperdrive.parameters", "producers.hyperdrive.sampling",
            "producers.hyperdrive.goal", "producers.hyperdrive.policies", "producers.hyperdrive.config",
            "producers.hyperdrive.scheduler", "producers.hyperdrive.spec",
-           "producers.hyperdrive.table", "producers.hyperdrive.launcher", "producers.hyperdrive.run"]
+           "producers.hyperdrive.table", "producers.hyperdrive.launcher", "producers.hyperdrive.run",
+           "producers.hyperdrive.stored"]
 
 
 def test_public_names_are_pinned() -> None:
@@ -18,6 +19,8 @@ def test_public_names_are_pinned() -> None:
         "Launch", "Stop", "SweepScheduler", "TRIAL_END_STATUSES"])
     assert sorted(importlib.import_module("producers.hyperdrive.run").__all__) == sorted([
         "HyperDriveRun", "start_sweep", "RUN_KIND", "POLICY_POLL_S"])
+    assert sorted(importlib.import_module("producers.hyperdrive.stored").__all__) == sorted([
+        "RUN_KIND", "HYPERPARAMETERS", "TRIAL_PROPERTIES", "SweepView", "sweep_view"])
 
 
 def test_every_exported_name_exists_and_is_documented() -> None:
