@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from consumers.testing import create_topic, wait_until
 from producers import (
@@ -41,7 +43,10 @@ from producers import (
     choice,
     uniform,
 )
+from runstream.server.reads import ServerReads
+from runstream.server.ui_api import UiSettings, ui_routes
 from runstream.testing import IngestProcess
+from schemas.settings import IngestSettings
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD_S = 6.0
@@ -354,3 +359,65 @@ def test_sigterm_to_the_submitting_process_cancels_the_sweep(backend: Backend, s
     children = list(parent.get_children())
     assert len(children) == 2 and all(c.get_status() == "Canceled" for c in children)
     assert "SIGTERM" in parent.get_details()["error"]["message"]
+
+
+def test_the_ui_sweep_view_shows_a_sweeps_children(backend: Backend, src: Path) -> None:
+    sampling = GridParameterSampling({"--lr": choice(0.1, 0.2), "--k": choice(1, 2)})
+    experiment, hd_run = sweep(backend, src, sampling, concurrent=2)
+    assert hd_run.wait_for_completion()["status"] == "Completed"
+    env = backend.env
+    settings = IngestSettings.resolve({"home": backend.home, "kafka": env.get("RUNSTREAM_KAFKA"),
+                                       "clickhouse": env.get("RUNSTREAM_CLICKHOUSE"),
+                                       "topic": env.get("RUNSTREAM_TOPIC")}, env={})
+    reads = ServerReads(settings)
+    reads.start()
+    try:
+        reads.settle()
+        app = Starlette(routes=ui_routes(reads.connect, UiSettings()))
+        with TestClient(app) as client:
+            def children() -> dict | None:
+                response = client.get("/api/ui/runs", params={"parent": hd_run.id, "metric": "mse"})
+                assert response.status_code == 200, response.text
+                body = response.json()
+                done = len(body["runs"]["run_id"]) == 4 and set(body["runs"]["status"]) == {"Completed"}
+                return body if done and None not in body["metrics"]["mse"]["min"] else None
+
+            body = wait_until(children, timeout_s=60, what="the sweep's 4 children, ended, with their mse")
+            run_page = client.get("/api/ui/run", params={"run": hd_run.id}).json()["run"]
+            top_level = client.get("/api/ui/runs", params={"experiment": experiment.name}).json()
+    finally:
+        reads.stop()
+    runs, sweep_info = body["runs"], body["sweep"]
+    assert body["experiment"] == experiment.name and set(runs["parent_run_id"]) == {hd_run.id}
+    assert sweep_info["primary_metric_name"] == "mse" and sweep_info["goal"] == "min"
+    assert sweep_info["sampling"] == "grid" and "hyperparameters" in sweep_info["trial_properties"]
+    # One column per sampled parameter, aligned with the runs: the leaderboard's and the charts' axes.
+    lr, k = sweep_info["params"]["--lr"], sweep_info["params"]["--k"]
+    assert sorted(zip(lr, k)) == [("0.1", "1"), ("0.1", "2"), ("0.2", "1"), ("0.2", "2")]
+    for i in range(4):   # the fixture script logs mse = lr + k
+        assert body["metrics"]["mse"]["min"][i] == pytest.approx(float(lr[i]) + int(k[i]))
+    best = min(range(4), key=lambda i: body["metrics"]["mse"]["min"][i])
+    assert runs["run_id"][best] == hd_run.get_best_run_by_primary_metric().id
+    # The parent's page links its children (the sweep view); an experiment's runs carry no sweep.
+    assert run_page["kind"] == "hyperdrive" and run_page["children"] == 4
+    assert top_level["sweep"] is None and hd_run.id in top_level["runs"]["run_id"]
+
+
+def test_runstream_sweep_shows_progress_and_its_result(backend: Backend, src: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "runstream", "sweep", "train.py", "-e", "sweep-cli-table",
+               "--source-directory", str(src), "--sampling", "grid", "--param", "--k=choice(1, 2)",
+               "--primary-metric-name", "mse", "--primary-metric-goal", "minimize"]
+    env = backend.child_env() | {"PIDS_DIR": os.environ["PIDS_DIR"]}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # Without a terminal the table is printed again at each status change: the last one has both trials ended.
+    last_table = done.stdout.strip().split("\n\n")[-1]
+    assert last_table.count("Completed") == 2 and "--k" in last_table and "mse" in last_table, done.stdout
+    assert "best trial" in done.stderr and "mse 1 with" in done.stderr and "Completed" in done.stderr
+    # A bad sweep is refused before any run exists, with the reason and exit code 2.
+    bad = subprocess.run([*command[:-4], "--primary-metric-goal", "minimize"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert bad.returncode == 2 and "primary_metric_name" in bad.stderr, bad.stderr
+    missing = subprocess.run([*command[:4], "nowhere.py", *command[5:]], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and "nowhere.py" in missing.stderr, missing.stderr
