@@ -142,6 +142,15 @@ FIGURES: tuple[Figure, ...] = (
            method="A paced producer (20,000 points/s) logs a sentinel every 50 ms; the leader of the partition "
                   "it writes to is SIGKILLed; time from the kill until a sentinel logged after it is queryable "
                   "through the Distributed table. The broker is restarted between trials."),
+    Figure(key="sweep_launch_overhead_ms", label="Sweep launch overhead per trial", unit="ms", direction="min",
+           method="A HyperDrive sweep of 64 trivial trials (the script only attaches to its run), 8 at a time, on "
+                  "the stack (Kafka, one `runstream ingest`, ClickHouse): wall time from `experiment.submit(hd)` "
+                  "until `wait_for_completion()` returns, / 64."),
+    Figure(key="sweep_policy_decision_s", label="Sweep policy decision, metric logged to trial stopped", unit="s",
+           direction="min",
+           method="BanditPolicy(slack_amount=0.1): five trials each log one value outside the slack of a good "
+                  "trial's; each writes `time.time()` after its `run.log` and in its SIGTERM handler; median of "
+                  "the differences (store round trip, the launcher's next read, the decision, the signal)."),
 )
 """Every published figure, in table order."""
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (cluster, codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries,
-               raw_clickhouse, raw_kafka, sdk, ui)
+               raw_clickhouse, raw_kafka, sdk, sweeps, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         t, d = ui.measure(stack, trials=plan.trials)
         trials.update(t)
         details["ui"] = d
+        _say("sweeps: launch overhead per trial, policy decision latency")
+        t, d = sweeps.measure(stack, scratch, trials=plan.trials)
+        trials.update(t)
+        details["sweeps"] = d
         _say("cluster (deploy/local/cluster.sh, started if down): throughput, then broker failover")
         t, d = cluster.measure(scratch, tag=stack.tag, trials=plan.trials, producers=plan.producers,
                                points=plan.cluster_points_per_producer, partitions=plan.partitions,

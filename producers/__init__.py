@@ -31,6 +31,27 @@ from .errors import (
     SdkError,
     TransportError,
 )
+from .hyperdrive import (
+    BanditPolicy,
+    GridParameterSampling,
+    HyperDriveConfig,
+    MedianStoppingPolicy,
+    NoTerminationPolicy,
+    PrimaryMetricGoal,
+    RandomParameterSampling,
+    TruncationSelectionPolicy,
+    choice,
+    lognormal,
+    loguniform,
+    normal,
+    qlognormal,
+    qloguniform,
+    qnormal,
+    quniform,
+    randint,
+    uniform,
+)
+from .hyperdrive.run import HyperDriveRun
 from .jobs.config import JobEnvironment, ScriptRunConfig
 from .log_handler import RunLogHandler
 from .run import Experiment, Run
@@ -57,4 +78,23 @@ __all__ = [
     "JobEnvironment",
     "RunLogHandler",
     "JobFailed",
+    "HyperDriveConfig",
+    "HyperDriveRun",
+    "PrimaryMetricGoal",
+    "GridParameterSampling",
+    "RandomParameterSampling",
+    "choice",
+    "randint",
+    "uniform",
+    "quniform",
+    "loguniform",
+    "qloguniform",
+    "normal",
+    "qnormal",
+    "lognormal",
+    "qlognormal",
+    "BanditPolicy",
+    "MedianStoppingPolicy",
+    "TruncationSelectionPolicy",
+    "NoTerminationPolicy",
 ]

@@ -24,7 +24,7 @@ import traceback
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Protocol, runtime_checkable
 
 from schemas.errors import ConfigurationError
 from schemas.records import (
@@ -62,7 +62,7 @@ from .values import (
 )
 from .workspace import Workspace
 
-__all__ = ["Experiment", "Run", "ENV_RUN_ID", "ENV_EXPERIMENT", "ENV_PARENT_RUN_ID"]
+__all__ = ["Experiment", "Run", "SubmittableConfig", "ENV_RUN_ID", "ENV_EXPERIMENT", "ENV_PARENT_RUN_ID"]
 
 _log = logging.getLogger("runstream.run")
 
@@ -81,6 +81,30 @@ def _field(info: Any, name: str, default: Any = None) -> Any:
     if isinstance(info, Mapping):
         return info.get(name, default)
     return getattr(info, name, default)
+
+
+@runtime_checkable
+class SubmittableConfig(Protocol):
+    """A run configuration other than a script that ``Experiment.submit`` takes (a ``HyperDriveConfig``)."""
+
+    def submit_to(self, experiment: Experiment, tags: Mapping[str, str | None] | None) -> Run:
+        """Start the run it describes in ``experiment``; returns at once."""
+        ...
+
+
+def _attribute_filter(run: Run, tags: str | Mapping[str, str] | None, properties: str | Mapping[str, str] | None
+                      ) -> bool:
+    """Azure ML's ``tags=``/``properties=`` filters: a key that must be there, or key -> value pairs that must."""
+    for wanted, read in ((tags, run.get_tags), (properties, run.get_properties)):
+        if wanted is None:
+            continue
+        have = read()
+        if isinstance(wanted, str):
+            if wanted not in have:
+                return False
+        elif any(have.get(key) != value for key, value in wanted.items()):
+            return False
+    return True
 
 
 class Experiment:
@@ -110,7 +134,7 @@ class Experiment:
             _log.debug("start_logging: snapshot_directory/outputs are ignored by runstream")
         return Run._start(self, display_name=display_name, tags=tags, properties=properties, kind="interactive")
 
-    def submit(self, config: ScriptRunConfig, tags: Mapping[str, str | None] | None = None,
+    def submit(self, config: ScriptRunConfig | SubmittableConfig, tags: Mapping[str, str | None] | None = None,
                **_azure_kwargs: Any) -> Run:
         """Run ``config``'s script as a new run of this experiment, in a child process; returns at once.
 
@@ -120,21 +144,38 @@ class Experiment:
         decides the status. ``run.wait_for_completion()`` waits for it. See
         :mod:`producers.jobs`. ``ConfigurationError`` (nothing logged) when
         the folder or the script does not exist.
+
+        A ``HyperDriveConfig`` starts a sweep instead and returns its
+        ``HyperDriveRun`` (see :mod:`producers.hyperdrive`).
         """
         if _azure_kwargs:
             _log.debug("submit: ignoring %s", ", ".join(sorted(_azure_kwargs)))
+        if isinstance(config, SubmittableConfig) and not isinstance(config, ScriptRunConfig):
+            return config.submit_to(self, tags)
         if not isinstance(config, ScriptRunConfig):
-            raise InvalidValueType(f"submit takes a ScriptRunConfig, got {type(config).__name__}")
+            raise InvalidValueType(f"submit takes a ScriptRunConfig or a HyperDriveConfig, got {type(config).__name__}")
         config.resolve()  # a missing folder or script fails here, before the run exists
         run = Run._start(self, display_name=None, tags=tags, properties=None, kind="submitted")
         run._job = start_job(run, config)
         return run
 
-    def get_runs(self) -> Iterator[Run]:
-        """The experiment's runs, newest first, as :class:`Run` handles (read through :mod:`producers.reading`)."""
+    def get_runs(self, type: str | None = None, tags: str | Mapping[str, str] | None = None,
+                 properties: str | Mapping[str, str] | None = None, include_children: bool = False) -> Iterator[Run]:
+        """The experiment's top-level runs (children too with ``include_children=True``), newest first, as
+        :class:`Run` handles (a sweep's run as a ``HyperDriveRun``).
+
+        As in Azure ML, ``type`` keeps runs of that kind ("interactive", "submitted", "hyperdrive", "child"),
+        ``tags``/``properties`` keep runs having that key (a str) or those key/value pairs (a dict).
+        """
         self.workspace.flush(self.workspace.settings.flush_timeout_s)
         for info in self.workspace.reader().get_runs(self.name):
-            yield Run._from_info(self, info)
+            if not include_children and _field(info, "parent_run_id"):
+                continue
+            if type is not None and _field(info, "kind", "interactive") != type:
+                continue
+            run = Run._from_info(self, info)
+            if _attribute_filter(run, tags, properties):
+                yield run
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Experiment) and other.workspace is self.workspace and other.name == self.name
@@ -204,13 +245,23 @@ class Run:
         run._init(experiment, st, parent=None, parent_id=parent_id, display_name=display_name, kind=kind)
         return run
 
+    _kinds: dict[str, type[Run]] = {}
+    """Run kind -> the class its handles are (``"hyperdrive"`` -> ``HyperDriveRun``), filled at import."""
+
+    @classmethod
+    def _register_kind(cls, kind: str, run_class: type[Run]) -> None:
+        """Handles to runs of ``kind`` read back from the store are ``run_class`` (a subclass of Run)."""
+        cls._kinds[kind] = run_class
+
     @classmethod
     def _from_info(cls, experiment: Experiment, info: Any) -> Run:
         """A handle built from a reader's run record (``experiment.get_runs()``)."""
         run_id = _field(info, "run_id")
         known = experiment.workspace.known_run_state(run_id)
-        run = cls._attach(experiment, run_id, parent_id=_field(info, "parent_run_id"),
-                          display_name=_field(info, "display_name"), kind=_field(info, "kind", "interactive"))
+        kind = _field(info, "kind", "interactive") or "interactive"
+        run_class = cls._kinds.get(kind, cls) if cls is Run else cls
+        run = run_class._attach(experiment, run_id, parent_id=_field(info, "parent_run_id"),
+                                display_name=_field(info, "display_name"), kind=kind)
         status = _field(info, "status", "Running")
         if known is None and status in FINAL_STATUSES:
             run._st.active = False
@@ -579,6 +630,32 @@ class Run:
     def _check_active(self) -> None:
         if not self._st.active:
             raise RunNotActive(f"run {self.id} is {self._st.status}; it takes no more events")
+
+    def get_children(self, recursive: bool = False, tags: str | Mapping[str, str] | None = None,
+                     properties: str | Mapping[str, str] | None = None, type: str | None = None,
+                     status: str | None = None) -> Iterator[Run]:
+        """This run's children (with ``recursive=True`` their children too), oldest first, as :class:`Run`
+        handles; filtered like ``Experiment.get_runs`` and by ``status``."""
+        ws = self._experiment.workspace
+        ws.flush(ws.settings.flush_timeout_s)
+        infos = list(reversed(ws.reader().get_runs(self._experiment.name)))
+        by_parent: dict[str, list[Any]] = {}
+        for info in infos:
+            parent_id = _field(info, "parent_run_id")
+            if parent_id:
+                by_parent.setdefault(parent_id, []).append(info)
+        pending = list(by_parent.get(self.id, []))
+        while pending:
+            info = pending.pop(0)
+            if recursive:
+                pending.extend(by_parent.get(_field(info, "run_id"), []))
+            if type is not None and _field(info, "kind", "interactive") != type:
+                continue
+            if status is not None and _field(info, "status", "Running") != status:
+                continue
+            run = Run._from_info(self._experiment, info)
+            if _attribute_filter(run, tags, properties):
+                yield run
 
     def child_run(self, name: str | None = None, run_id: str | None = None, outputs: str | None = None) -> Run:
         """Start a child run (``name`` is its display name)."""

@@ -34,6 +34,7 @@ COMMANDS: Mapping[str, str] = MappingProxyType({
     "submit": "runstream.jobs_cmd:register",  # registers `logs` too
     "logs": "runstream.jobs_cmd:register",
     "server": "runstream.server_cmd:register",
+    "sweep": "runstream.sweep_cmd:register",
 })
 """Subcommand -> the hook that registers it, ``module:function``."""
 
@@ -86,6 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Until the service installs its own handler (after its imports, which take a moment),
         # a SIGTERM is still a clean stop: nothing was read, so nothing is lost.
         signal.signal(signal.SIGTERM, _stop_while_starting(0))
+    if command is not None:
+        # A command may rewrite its words first (`sweep --param --alpha=...`: a value that starts with a dash).
+        normalize = getattr(importlib.import_module(COMMANDS[command[0]].partition(":")[0]), "normalize_argv", None)
+        if normalize is not None:
+            argv = normalize(argv)
     args = build_parser(command).parse_args(argv)
     level = logging.WARNING if args.quiet else logging.DEBUG if args.verbose >= 2 else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -68,6 +68,11 @@ _SDK_QUERIES: Mapping[str, str] = MappingProxyType({
         "WHERE experiment = {experiment:String} AND run_id = {run:String} AND has({names:Array(String)}, name) "
         "ORDER BY name, step, time_ms, writer_id, seq, idx LIMIT 1 BY name, writer_id, seq, idx"
     ),
+    "metric_series": (
+        "SELECT run_id, value, is_text FROM {db}.metric_scalars "
+        "WHERE experiment = {experiment:String} AND name = {name:String} AND has({runs:Array(String)}, run_id) "
+        "ORDER BY run_id, step, time_ms, writer_id, seq, idx LIMIT 1 BY run_id, writer_id, seq, idx"
+    ),
     "metric_rows": (
         "SELECT name, kind, created_ms, writer_id, seq, row_idx, col_names, col_numbers, col_texts, col_is_text "
         "FROM {db}.metric_rows WHERE run_id = {run:String} AND has({names:Array(String)}, name) "

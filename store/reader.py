@@ -244,6 +244,8 @@ class RunReader:
             if status == "Failed":
                 code = "ProcessLost" if details and details.startswith("process lost") else "UserError"
                 error = {"code": code, "message": details or ""}
+            elif status == "Canceled" and details:
+                error = {"code": "Canceled", "message": details}  # why it was stopped (a sweep's policy, ...)
             return {
                 "runId": run.run_id,
                 "experiment": run.experiment,
@@ -300,6 +302,19 @@ class RunReader:
                     out[n] = values[0] if len(values) == 1 else values
             # Keep the order names were first logged in.
             return {n: out[n] for n, _k, _f in names if n in out}
+
+    def get_metric_series(self, experiment: str, run_ids: Sequence[str], name: str) -> dict[str, list[float]]:
+        """Scalar metric ``name`` of many runs of ``experiment`` at once: run id -> numeric values in step order
+        (text values left out; runs without it absent). What a sweep's early-termination policy reads."""
+        if not run_ids:
+            return {}
+        out: dict[str, list[float]] = {}
+        with self._connect() as q:
+            for run_id, value, is_text in q.fetch("metric_series", {"experiment": experiment, "name": name,
+                                                                     "runs": list(run_ids)}):
+                if not int(is_text):
+                    out.setdefault(run_id, []).append(_float(value))
+        return out
 
     def _experiment_of(self, q: ReadQueries, run_id: str) -> str:
         experiment = self._experiments.get(run_id)

@@ -101,6 +101,7 @@ class JobResult:
     exit_code: int | None
     """The script's exit code; negative = killed by that signal; None = it never started."""
     error_details: str | None
+    """Failed: the traceback (or stderr's tail, or the exit); Canceled: why it was stopped; else None."""
     skipped_outputs: tuple[str, ...] = ()
     """Files of ./outputs not uploaded, each with the reason."""
     dropped_lines: int = 0

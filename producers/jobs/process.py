@@ -284,8 +284,9 @@ class Job:
                          self.run.id, self._dropped)
         run = self.run
         if self._stop_reason is not None:
-            run.cancel()
-            return JobResult(status="Canceled", exit_code=code, error_details=None,
+            reason = truncate_middle(self._stop_reason, self._limits.max_error_details_length)
+            run._end("Canceled", reason)  # the reason is the Canceled run's details (a sweep's policy, SIGTERM...)
+            return JobResult(status="Canceled", exit_code=code, error_details=reason,
                              skipped_outputs=tuple(skipped), dropped_lines=self._dropped)
         if code == 0:
             run.complete()

@@ -14,14 +14,15 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import lifecycle
 
 if TYPE_CHECKING:
     from .process import Job
 
-__all__ = ["add", "install_hooks", "job_of", "remove", "running_jobs"]
+__all__ = ["add", "install_hooks", "job_of", "remove", "running_jobs", "JobLauncher", "add_launcher",
+           "remove_launcher"]
 
 _log = logging.getLogger("runstream.submit")
 
@@ -29,6 +30,24 @@ _jobs_lock = threading.Lock()
 _jobs: dict[str, Job] = {}
 _hooks_installed = False
 _previous_sigterm: Any = None
+_launchers: list[JobLauncher] = []
+
+
+class JobLauncher(Protocol):
+    """Something in this process that starts jobs over time (a sweep): stopped before its jobs, waited for first."""
+
+    @property
+    def name(self) -> str:
+        """What it is, for the message a process that waits for it prints (``sweep <run id>``)."""
+        ...
+
+    def cancel(self, reason: str) -> None:
+        """Launch no more jobs and stop the running ones; non-blocking and safe in a signal handler."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until it and its jobs have ended; False on timeout."""
+        ...
 
 
 def install_hooks(install_signal_handler: bool) -> None:
@@ -59,8 +78,10 @@ def running_jobs() -> list[Job]:
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     # Only non-blocking work here (the main thread may be inside any lock):
-    # ask every job to stop; ending the runs happens on their supervising
-    # threads, and lifecycle's handler (next in the chain) waits for that.
+    # ask every launcher and job to stop; ending the runs happens on their
+    # supervising threads, and lifecycle's handler (next in the chain) waits for that.
+    for launcher in list(_launchers):
+        launcher.cancel("the submitting process received SIGTERM")
     for job in running_jobs():
         job.request_stop("the submitting process received SIGTERM")
     previous = _previous_sigterm
@@ -72,10 +93,11 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _at_exit(reason: str) -> None:
+    interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
+    _launchers_at_exit(reason, interrupted)
     jobs = running_jobs()
     if not jobs:
         return
-    interrupted = isinstance(getattr(sys, "last_value", None), KeyboardInterrupt)
     for job in jobs:
         if reason == "sigterm":
             job.request_stop("the submitting process received SIGTERM")
@@ -96,6 +118,44 @@ def _at_exit(reason: str) -> None:
         except KeyboardInterrupt:
             job.request_stop("the submitting process was interrupted (KeyboardInterrupt)")
             job.wait(job.stop_grace_s + 30.0)
+
+
+def _say(message: str) -> None:
+    # Printed, not only logged: see _at_exit.
+    _log.info("%s", message)
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _launchers_at_exit(reason: str, interrupted: bool) -> None:
+    """Launchers first: waiting for their running jobs alone would let them start more."""
+    for launcher in list(_launchers):
+        if reason == "sigterm":
+            launcher.cancel("the submitting process received SIGTERM")
+        elif interrupted:
+            launcher.cancel("the submitting process was interrupted (KeyboardInterrupt)")
+        else:
+            _say(f"runstream: waiting for {launcher.name} to finish before exiting (Ctrl-C stops it)")
+        try:
+            launcher.wait(None if reason == "exit" and not interrupted else 60.0)
+        except KeyboardInterrupt:
+            launcher.cancel("the submitting process was interrupted (KeyboardInterrupt)")
+            launcher.wait(60.0)
+
+
+def add_launcher(launcher: JobLauncher) -> None:
+    """Register a launcher that is starting (call :func:`install_hooks` first, from the main thread)."""
+    with _jobs_lock:
+        _launchers.append(launcher)
+
+
+def remove_launcher(launcher: JobLauncher) -> None:
+    """Forget a launcher that has ended."""
+    with _jobs_lock:
+        if launcher in _launchers:
+            _launchers.remove(launcher)
 
 
 def add(job: Job) -> None:

@@ -34,6 +34,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from producers.hyperdrive.stored import HYPERPARAMETERS, sweep_view
 from schemas.errors import PipelineError
 from store import curves, run_table, run_view
 from store._sqlparts import Reads
@@ -175,14 +176,25 @@ def ui_routes(connect: Connect, settings: UiSettings | None = None, *, clock: Ca
         e = run_table.experiments(reads, now_ms=now_ms(), lost_after_s=s.lost_after_s)
         return {"now_ms": now_ms(), "experiments": dataclasses.asdict(e)}
 
+    def sweep_of(reads: Reads, parent: str, table: run_table.RunTable) -> dict[str, Any] | None:
+        # A HyperDrive parent's objective and its children's sampled values: the sweep view's defaults and axes.
+        try:
+            details = run_view.run_details(reads, parent, now_ms=now_ms(), lost_after_s=s.lost_after_s)
+        except RunNotFound:
+            return None
+        sampled = table.properties.get(HYPERPARAMETERS, [None] * len(table.run_id))
+        view = sweep_view(details.kind, details.properties, sampled)
+        return None if view is None else dataclasses.asdict(view)
+
     def runs(request: Request, reads: Reads) -> dict[str, Any]:
+        parent = _one(request, "parent", required=False)
         t = run_table.run_table(reads, _one(request, "experiment", required=False), metrics=_many(request, "metric"),
-                                parent=_one(request, "parent", required=False),
-                                default_metrics=_int(request, "default_metrics", 0), now_ms=now_ms(),
+                                parent=parent, default_metrics=_int(request, "default_metrics", 0), now_ms=now_ms(),
                                 lost_after_s=s.lost_after_s)
         names = t.metric_names
         return {
             "now_ms": now_ms(), "experiment": t.experiment,
+            "sweep": None if parent is None else sweep_of(reads, parent, t),
             "runs": {k: getattr(t, k) for k in ("run_id", "display_name", "parent_run_id", "kind", "status", "error",
                                                "start_ms", "end_ms", "last_activity_ms")},
             "tags": t.tags, "properties": t.properties,

@@ -22,6 +22,8 @@ ISSUE_KEYS = {
     "ingest_first_assignment_s",  # issue 12, item 3
     # issue 16: the local cluster
     "cluster_e2e_points_per_s", "cluster_broker_failover_s",
+    # issue 18: sweeps
+    "sweep_launch_overhead_ms", "sweep_policy_decision_s",
 }
 
 

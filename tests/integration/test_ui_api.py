@@ -63,7 +63,10 @@ def test_runs(client: TestClient) -> None:
     auto = get(client, "runs", experiment=EXP, default_metrics=2)
     assert list(auto["metrics"]) == [n for n, k in zip(auto["metric_names"]["name"], auto["metric_names"]["kind"])
                                      if k == "scalar"][:2]
-    assert sorted(get(client, "runs", parent="hd")["runs"]["run_id"]) == ["r1", "r2"]
+    assert body["sweep"] is None
+    children = get(client, "runs", parent="hd")
+    assert sorted(children["runs"]["run_id"]) == ["r1", "r2"]
+    assert children["sweep"] is None            # a parent, but not a HyperDrive sweep's run (test_sweeps.py)
     get(client, "runs", 400)
     get(client, "runs", 400, experiment=EXP, metric=[f"m{i}" for i in range(21)])
     get(client, "runs", 400, experiment=EXP, default_metrics="three")

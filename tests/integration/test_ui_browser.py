@@ -1,8 +1,9 @@
 """The web UI in a real headless Chromium (Debian's, driven by Selenium), over data logged with the SDK.
 
 An embedded home gets a run logging every kind, a HyperDrive-like parent with
-children (params as properties) and, written straight into chDB, a run of
-1,000,000 points with a single spike. ``runstream server --home`` serves it on a
+children (params as properties), written straight into chDB a run of
+1,000,000 points with a single spike, and (once the server owns the home) a
+real HyperDrive sweep of four trials. ``runstream server --home`` serves it on a
 free port of 127.0.0.1 (owning the home, it ingests what the SDK spooled);
 screenshots of each page land in ``ui/.screenshots/`` (git-ignored).
 Every test ends with no console error and no request to anywhere but the server.
@@ -102,6 +103,39 @@ def _write_big_run(store: Any) -> None:
                                   for s in range(BIG_POINTS)], experiment="ui-big", chunk=250_000)
 
 
+TRAIN = """
+import argparse
+from producers import Run
+parser = argparse.ArgumentParser()
+parser.add_argument("--lr", type=float)
+parser.add_argument("--depth", type=int)
+args = parser.parse_args()
+run = Run.get_context()
+for step in range(5):
+    run.log("loss", args.lr * args.depth + 1.0 / (step + 1))
+"""
+
+
+def _hyperdrive_sweep(home: Path) -> str:
+    from producers import (Experiment, GridParameterSampling, HyperDriveConfig, PrimaryMetricGoal, ScriptRunConfig,
+                           Workspace, choice)
+    from schemas.settings import WorkspaceSettings
+
+    src = home.parent / "hyperdrive-src"
+    src.mkdir()
+    (src / "train.py").write_text(TRAIN)
+    config = HyperDriveConfig(run_config=ScriptRunConfig(str(src), "train.py"),
+                              hyperparameter_sampling=GridParameterSampling({"--lr": choice(0.1, 0.2),
+                                                                             "--depth": choice(2, 3)}),
+                              primary_metric_name="loss", primary_metric_goal=PrimaryMetricGoal.MINIMIZE,
+                              max_concurrent_runs=2)
+    settings = WorkspaceSettings.resolve({"home": str(home), "install_signal_handlers": False}, env={})
+    with Workspace(settings=settings) as ws:
+        hd_run = Experiment(ws, "ui-hyperdrive").submit(config)
+        assert hd_run.wait_for_completion()["status"] == "Completed"
+        return str(hd_run.id)
+
+
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.loads(response.read())
@@ -128,7 +162,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 break
             assert time.monotonic() < deadline, runs
             time.sleep(0.2)
-        yield {"base": base, **ids}
+        hyperdrive = _hyperdrive_sweep(home)  # the server owns the home: the sweep's reads go through it
+        deadline = time.monotonic() + 60
+        while _get(base + f"api/ui/runs?parent={quote(hyperdrive)}")["runs"]["status"].count("Completed") < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        yield {"base": base, "hyperdrive": hyperdrive, **ids}
 
 
 @pytest.fixture
@@ -218,3 +257,17 @@ def test_sweep_view_ranks_the_children(site: dict[str, Any], browser: Browser) -
     worst_first = browser.js("const t = window.__rs.sweep.table(); return t.rows.map(i => t.runs.run_id[i]);")
     assert worst_first == expected[::-1]
     assert browser.js("return document.querySelectorAll('.echart canvas').length") >= 2
+
+
+def test_sweep_view_of_a_hyperdrive_sweep_uses_its_objective_and_sampled_params(site: dict[str, Any],
+                                                                               browser: Browser) -> None:
+    browser.open(f"{site['base']}#/sweep/ui-hyperdrive?parent={quote(site['hyperdrive'])}")
+    values = browser.wait_for("const s = (window.__rs || {}).sweep; if (!s) return null; const t = s.table();"
+                              "return t.rows.length === 4 ? t.rows.map(i => t.values[i]) : null;")
+    # Ranked by the best (lowest) loss: lr * depth + 1/5 at the last step.
+    assert values == pytest.approx([0.4, 0.5, 0.6, 0.8])
+    assert browser.js("return document.querySelector('.metric-select').value") == "loss"
+    assert browser.js("return document.querySelector('.goal-select').value") == "min"
+    axes = browser.js("return window.__rs.sweep.parallel.getOption().parallelAxis.map(a => a.name)")
+    assert axes == ["--lr", "--depth", "loss"]   # the sampled values, not the trials' bookkeeping properties
+    assert "HyperDrive: grid sampling" in browser.js("return document.querySelector('.sweep-info').textContent")

@@ -17,6 +17,9 @@ def test_public_names_are_pinned() -> None:
         "Workspace", "Experiment", "Run", "WorkspaceSettings", "SdkError", "InvalidLogCall", "InvalidValueType",
         "RunNotActive", "TransportError", "BufferFull", "ConfigurationError", "ReadError", "RunNotFound",
         "IngestNotRunning", "ScriptRunConfig", "JobEnvironment", "RunLogHandler", "JobFailed",
+        "HyperDriveConfig", "HyperDriveRun", "PrimaryMetricGoal", "GridParameterSampling", "RandomParameterSampling",
+        "choice", "randint", "uniform", "quniform", "loguniform", "qloguniform", "normal", "qnormal", "lognormal",
+        "qlognormal", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy", "NoTerminationPolicy",
     ])
     assert sorted(importlib.import_module("producers.jobs").__all__) == sorted([
         "ENV_ERROR_FILE", "ENV_SUBMITTER_PID", "Job", "JobEnvironment", "JobResult", "ScriptRunConfig",

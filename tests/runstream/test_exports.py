@@ -10,6 +10,7 @@ EXPECTED = {
     "runstream.spool_cmd": ["register"],
     "runstream.exporter_cmd": ["register", "run", "build_settings", "start_exporter", "RunningExporter"],
     "runstream.jobs_cmd": ["register"],
+    "runstream.sweep_cmd": ["register", "normalize_argv", "read_sweep_file", "sweep_mapping"],
     "runstream.testing": ["IngestProcess"],
     "runstream.server_cmd": ["register"],
     "runstream.server.app": ["create_app", "serve"],
@@ -32,10 +33,10 @@ def test_every_subcommand_module_is_registered():
 
     assert {hook.partition(":")[0] for hook in COMMANDS.values()} == {
         "runstream.ingest_cmd", "runstream.spool_cmd", "runstream.exporter_cmd", "runstream.jobs_cmd",
-        "runstream.server_cmd"}
+        "runstream.server_cmd", "runstream.sweep_cmd"}
     parser = build_parser()
     for argv in (["ingest"], ["spool", "status"], ["exporter"], ["logs", "x"], ["submit", "-e", "e", "s.py"],
-                 ["server", "--port", "5001"]):
+                 ["server", "--port", "5001"], ["sweep", "s.py"]):
         assert callable(parser.parse_args(argv).handler)
         assert callable(build_parser([argv[0]]).parse_args(argv).handler)
 

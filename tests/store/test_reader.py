@@ -75,3 +75,22 @@ def test_errors_leave_through_connect_so_a_caller_can_translate_them():
     reader.wait_visible("r", "w", 3, timeout=5)  # seen: returns
     with pytest.raises(Translated, match="seen up to seq 3 of 9"):
         reader.wait_visible("r", "w", 9, timeout=5)
+
+
+def test_metric_series_of_many_runs_in_one_query():
+    queries = Canned(metric_series=lambda p: [("a", 0.5, 0), ("a", None, 0), ("a", 0.0, 1), ("b", 2.0, 0)])
+    series = RunReader.over(queries).get_metric_series("e", ["a", "b", "c"], "mse")
+    assert series["a"][0] == 0.5 and math.isnan(series["a"][1]) and len(series["a"]) == 2  # text values left out
+    assert series["b"] == [2.0] and "c" not in series
+    assert queries.asked == ["metric_series"]
+    assert RunReader.over(Canned()).get_metric_series("e", [], "mse") == {}
+
+
+def test_a_canceled_run_with_a_reason_carries_it_in_its_details():
+    run = [("r", "e", "p", "trial 1", "submitted", "h", 1, 1000)]
+    queries = Canned(run=run, status=[("Canceled", "BanditPolicy at interval 4: ...", 2000)])
+    details = RunReader.over(queries).get_details("r")
+    assert details["status"] == "Canceled" and details["parentRunId"] == "p"
+    assert details["error"] == {"code": "Canceled", "message": "BanditPolicy at interval 4: ..."}
+    queries.answers["status"] = [("Canceled", "", 2000)]
+    assert RunReader.over(queries).get_details("r")["error"] is None

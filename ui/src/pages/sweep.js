@@ -1,6 +1,7 @@
 // Sweep view: a leaderboard by a chosen metric and goal; parallel coordinates over params/properties
 // -> that metric, whose brushing filters the leaderboard; a scatter of one param against the metric.
-// With ?parent=RUN it shows that parent's children (a HyperDrive sweep). ECharts loads with this page only.
+// With ?parent=RUN it shows that parent's children; for a HyperDrive parent the API's `sweep` gives the
+// primary metric and goal (the defaults) and the trials' sampled values (the params). ECharts loads with this page only.
 import * as echarts from "echarts/core";
 import { ParallelChart, ScatterChart } from "echarts/charts";
 import { ParallelComponent, GridComponent, TooltipComponent, VisualMapComponent } from "echarts/components";
@@ -24,11 +25,13 @@ export function rank(values, goal) {
 export async function sweepPage(experiment, params) {
   const config = await uiConfig();
   const parent = params.get("parent") || null;
-  let goal = params.get("goal") === "min" ? "min" : "max";
-  let agg = params.get("agg") === "best" ? "best" : "last";
   const probe = await api("runs", { experiment, parent });
+  const sweep = probe.sweep; // a HyperDrive parent: its objective; its best trial is the best value logged
+  let goal = (params.get("goal") || sweep?.goal) === "min" ? "min" : "max";
+  let agg = (params.get("agg") || (sweep ? "best" : "last")) === "best" ? "best" : "last";
   const scalars = probe.metric_names.name.filter((n, i) => probe.metric_names.kind[i] === "scalar");
-  let metric = params.get("metric") || scalars.find((n) => /acc|score|auc|f1/i.test(n)) || scalars[0] || "";
+  let metric = params.get("metric") || (sweep && scalars.includes(sweep.primary_metric_name) ? sweep.primary_metric_name : null)
+    || scalars.find((n) => /acc|score|auc|f1/i.test(n)) || scalars[0] || "";
   let data = metric ? await api("runs", { experiment, parent, metric }) : probe;
   let brushed = null; // run indices kept by the parallel-coordinates brush; null = all
 
@@ -40,6 +43,8 @@ export async function sweepPage(experiment, params) {
   const summary = h("span", { class: "muted" });
   el.append(
     h("h1", {}, parent ? `Sweep: children of ${parent}` : `Sweep view: ${experiment}`),
+    ...(sweep ? [h("p", { class: "muted sweep-info" }, `HyperDrive: ${sweep.sampling} sampling, primary metric `
+      + `${sweep.primary_metric_name} (${sweep.goal === "min" ? "minimize" : "maximize"}), policy ${sweep.policy || "none"}`)] : []),
     h("div", { class: "toolbar" },
       h("label", {}, "metric ", h("select", { class: "metric-select", onchange: async (e) => { metric = e.target.value; setParams({ metric }); await reload(); } },
         scalars.map((n) => h("option", { value: n, selected: n === metric }, n)))),
@@ -64,12 +69,14 @@ export async function sweepPage(experiment, params) {
     return agg === "last" ? c.last : goal === "max" ? c.max : c.min;
   }
 
-  // Params: properties and tags whose value differs between runs (constant ones explain nothing).
+  // Params: properties and tags whose value differs between runs (constant ones explain nothing); for a
+  // HyperDrive sweep, its sampled values first, and not its bookkeeping properties (the JSON, index, arguments).
   function paramColumns() {
     const out = [];
-    for (const [kind, cols] of [["property", data.properties], ["tag", data.tags]]) {
+    const hidden = new Set(data.sweep?.trial_properties ?? []);
+    for (const [kind, cols] of [["hyperparameter", data.sweep?.params ?? {}], ["property", data.properties], ["tag", data.tags]]) {
       for (const [key, col] of Object.entries(cols)) {
-        if (out.some((p) => p.key === key)) continue;
+        if (out.some((p) => p.key === key) || (kind === "property" && hidden.has(key))) continue;
         const distinct = new Set(col.filter((v) => v !== null));
         if (distinct.size < 2) continue;
         const numeric = [...distinct].every((v) => v !== "" && Number.isFinite(Number(v)));
