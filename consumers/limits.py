@@ -27,9 +27,11 @@ rejects that name's points only.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+
+import numpy as np
 
 from schemas.limits import RunLimits
 from schemas.records import (
@@ -44,6 +46,7 @@ from schemas.records import (
     TagsSet,
 )
 
+from .columns import scalar_columns
 from .errors import RunLimitExceeded
 from .validate import Checked, attribute_items
 
@@ -267,17 +270,20 @@ class RunLimiter:
 
     def _scalars(self, checked: Checked, event: ScalarBatch, c: RunCounters) -> list[NewName]:
         new_names: list[NewName] = []
-        # Decide once per name index; list a name's points only when some of them must be rejected.
+        # Decide once per name index (counted in numpy); list a name's points only when some must be rejected.
+        name_idx = scalar_columns(event).name_idx
+        keep = np.ones(len(name_idx), dtype=bool)
         if checked.rejected:
-            counts = Counter(idx for point, idx in enumerate(event.name_idx) if checked.keeps(point))
-        else:
-            counts = Counter(event.name_idx)  # the common case: counted in C, no per-point work
+            keep[list(checked.rejected)] = False
+        in_range = keep & (name_idx >= 0) & (name_idx < len(event.names))
+        counts = np.bincount(name_idx[in_range], minlength=len(event.names))
 
         def points_of(idx: int) -> list[int]:
-            return [p for p, i in enumerate(event.name_idx) if i == idx and checked.keeps(p)]
+            points: list[int] = np.flatnonzero((name_idx == idx) & keep).tolist()
+            return points
 
         max_rows = self.limits.max_rows_per_metric
-        for idx, count in counts.items():
+        for idx, count in ((int(i), int(counts[i])) for i in np.flatnonzero(counts)):
             name = event.names[idx]
             try:
                 new = self._admit_name(c, name, "scalar")
