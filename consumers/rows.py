@@ -112,6 +112,13 @@ def _cells(column: Column) -> tuple[list[float], list[str], list[int]]:
     return list(column.numbers), texts, is_text
 
 
+def _as_list(values: Sequence[Any]) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        plain: list[Any] = values.tolist()
+        return plain
+    return list(values)
+
+
 def _array(values: np.ndarray) -> Sequence[Any]:
     # The sink seam is typed Sequence; numpy arrays behave as one (len, slices, iteration).
     return cast(Sequence[Any], values)
@@ -226,9 +233,15 @@ class _ScalarRows:
 
 
 class RowBuffer:
-    """The rows of one batch, per table, plus what the worker reports after the flush."""
+    """The rows of one batch, per table, plus what the worker reports after the flush.
 
-    def __init__(self) -> None:
+    ``arrays``: hand ``metric_scalars`` out as numpy arrays and
+    :class:`~consumers.columns.DictColumn` columns (sinks that encode them
+    directly); otherwise as plain lists, which every sink takes.
+    """
+
+    def __init__(self, *, arrays: bool = False) -> None:
+        self._arrays = arrays
         self._tables: dict[str, dict[str, list[Any]]] = {
             t: {c: [] for c in cols} for t, cols in TABLE_COLUMNS.items() if t != "metric_scalars"
         }
@@ -362,7 +375,8 @@ class RowBuffer:
         for table in WRITE_ORDER:
             if table == "metric_scalars":
                 if self._scalar_rows.rows:
-                    yield table, self._scalar_rows.columns()
+                    columns = self._scalar_rows.columns()
+                    yield table, columns if self._arrays else {c: _as_list(v) for c, v in columns.items()}
                 continue
             cols = self._tables[table]
             if cols[TABLE_COLUMNS[table][0]]:
