@@ -65,11 +65,11 @@ def _lists(seq: int, buffers: tuple[Any, ...], names: list[str]) -> Any:
                        values=values.tolist())
 
 
-def scalar_batches(points: int, *, packed: bool = True) -> list[Any]:
-    """ScalarBatch records holding ``points`` points in SDK-sized batches."""
+def scalar_batches(points: int, *, batch: int = _BATCH, packed: bool = True) -> list[Any]:
+    """ScalarBatch records holding ``points`` points in batches of ``batch`` (the SDK's size by default)."""
     names = [f"metric_{i}" for i in range(_NAMES)]
     build = _packed if packed else _lists
-    return [build(seq, b, names) for seq, b in enumerate(sdk_buffers(points), start=2)]
+    return [build(seq, b, names) for seq, b in enumerate(sdk_buffers(points, batch=batch), start=2)]
 
 
 def _trial(buffers: list[Any], names: list[str], points: int, *, packed: bool) -> tuple[float, float, list[bytes]]:

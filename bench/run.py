@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (cluster, codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries,
-               raw_clickhouse, raw_kafka, sdk, sweeps, ui)
+               raw_clickhouse, raw_kafka, sdk, storage, sweeps, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -75,7 +75,8 @@ def _mlflow_server_analysis(d: dict[str, Any]) -> str:
 def _e2e_analysis(doc_trials: dict[str, list[float]], details: dict[str, Any], cores: int) -> str:
     """What the CPU split and the ingest profile say, stated from the numbers (no fixed claims)."""
     trials = details["e2e"]["throughput"]["trials"]
-    cpu = {k: statistics.median(float(t["cpu_s"][k]) for t in trials) for k in trials[0]["cpu_s"]}
+    cpu = {k: statistics.median(float(t["cpu_s"][k]) for t in trials) for k in ("producers", "ingest", "kafka",
+                                                                                 "clickhouse")}
     wall = statistics.median(float(t["elapsed_s"]) for t in trials)
     capacity = wall * cores
     points = trials[0]["points"]
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             ingest.start()
             t, d_tp = e2e.throughput(stack, ingest, scratch, trials=plan.trials, producers=plan.producers,
                                      points=plan.points_per_producer)
+            trials.update(t)
+            t, details["storage"] = storage.measure(stack, ingest.database)
             trials.update(t)
             t, d_lat = e2e.latency(stack, ingest, scratch, trials=plan.trials, rate=plan.latency_rate,
                                    seconds=plan.latency_seconds)
