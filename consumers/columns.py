@@ -11,16 +11,14 @@ Validation swaps the event for a :class:`ScalarPoints` (the same batch, its
 columns attached), so limits and row building read the arrays instead of
 decoding again.
 
-:class:`DictColumn` is a dictionary-coded ``String`` column (a value table and
-one int32 code per row): a batch's repeated strings (experiment, run id,
-metric name, writer id) are held, and later encoded, once.
+Row building (:mod:`consumers.rows`) keeps them as arrays and hands the store
+numpy arrays and :class:`~store.columns.DictColumn` strings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, overload
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +27,7 @@ from schemas.records import ScalarBatch
 
 from .errors import InvalidEvent
 
-__all__ = ["ScalarColumns", "ScalarPoints", "scalar_columns", "points_of", "DictColumn"]
+__all__ = ["ScalarColumns", "ScalarPoints", "scalar_columns", "points_of"]
 
 I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
@@ -112,38 +110,3 @@ def points_of(e: ScalarBatch, columns: ScalarColumns) -> ScalarPoints:
     return ScalarPoints(writer_id=e.writer_id, seq=e.seq, run_id=e.run_id, experiment=e.experiment,
                         created_ms=e.created_ms, names=e.names, descriptions=e.descriptions, text_pos=e.text_pos,
                         text_values=e.text_values, columns=columns)
-
-
-class DictColumn(Sequence[str]):
-    """A ``String`` column as a table of distinct ``values`` and one code per row (``values[codes[i]]``).
-
-    A plain ``Sequence[str]`` to code that iterates it; encoders that know it
-    write each distinct value once.
-    """
-
-    __slots__ = ("values", "codes")
-
-    def __init__(self, values: Sequence[str], codes: I32) -> None:
-        self.values = values
-        self.codes = codes
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    @overload
-    def __getitem__(self, i: int) -> str: ...
-
-    @overload
-    def __getitem__(self, i: slice) -> DictColumn: ...
-
-    def __getitem__(self, i: int | slice) -> str | DictColumn:
-        if isinstance(i, slice):
-            return DictColumn(self.values, self.codes[i])
-        return self.values[int(self.codes[i])]
-
-    def __iter__(self) -> Iterator[str]:
-        values = self.values
-        return iter([values[c] for c in self.codes.tolist()])
-
-    def __repr__(self) -> str:
-        return f"DictColumn({len(self.values)} values, {len(self.codes)} rows)"

@@ -32,7 +32,9 @@ from schemas.records import (
     TagsSet,
 )
 
-from .columns import DictColumn, scalar_columns
+from store.columns import DictColumn
+
+from .columns import scalar_columns
 from .limits import NewName
 from .validate import WHOLE_EVENT, Rejection, attribute_items
 
@@ -112,13 +114,6 @@ def _cells(column: Column) -> tuple[list[float], list[str], list[int]]:
     return list(column.numbers), texts, is_text
 
 
-def _as_list(values: Sequence[Any]) -> list[Any]:
-    if isinstance(values, np.ndarray):
-        plain: list[Any] = values.tolist()
-        return plain
-    return list(values)
-
-
 def _array(values: np.ndarray) -> Sequence[Any]:
     # The sink seam is typed Sequence; numpy arrays behave as one (len, slices, iteration).
     return cast(Sequence[Any], values)
@@ -145,7 +140,7 @@ class _ScalarChunk(NamedTuple):
 class _ScalarRows:
     """``metric_scalars`` rows of one batch: one chunk of arrays per message, concatenated once per flush.
 
-    String columns come out as :class:`~consumers.columns.DictColumn` columns: each
+    String columns come out as :class:`~store.columns.DictColumn` columns: each
     distinct experiment, run id, metric name and writer id of the batch is
     held once, whatever the number of rows.
     """
@@ -235,13 +230,12 @@ class _ScalarRows:
 class RowBuffer:
     """The rows of one batch, per table, plus what the worker reports after the flush.
 
-    ``arrays``: hand ``metric_scalars`` out as numpy arrays and
-    :class:`~consumers.columns.DictColumn` columns (sinks that encode them
-    directly); otherwise as plain lists, which every sink takes.
+    ``metric_scalars`` goes out as numpy arrays and
+    :class:`~store.columns.DictColumn` strings (the store encodes them
+    directly); the other tables as lists.
     """
 
-    def __init__(self, *, arrays: bool = False) -> None:
-        self._arrays = arrays
+    def __init__(self) -> None:
         self._tables: dict[str, dict[str, list[Any]]] = {
             t: {c: [] for c in cols} for t, cols in TABLE_COLUMNS.items() if t != "metric_scalars"
         }
@@ -375,8 +369,7 @@ class RowBuffer:
         for table in WRITE_ORDER:
             if table == "metric_scalars":
                 if self._scalar_rows.rows:
-                    columns = self._scalar_rows.columns()
-                    yield table, columns if self._arrays else {c: _as_list(v) for c, v in columns.items()}
+                    yield table, self._scalar_rows.columns()
                 continue
             cols = self._tables[table]
             if cols[TABLE_COLUMNS[table][0]]:

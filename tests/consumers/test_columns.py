@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from consumers.columns import DictColumn, ScalarPoints, points_of, scalar_columns
+from consumers.columns import ScalarPoints, points_of, scalar_columns
 from consumers.errors import InvalidEvent
 
 from . import factory as f
@@ -15,7 +15,7 @@ from schemas.packing import split_planes
 def test_exports():
     import consumers.columns as m
 
-    assert sorted(m.__all__) == sorted(["ScalarColumns", "ScalarPoints", "scalar_columns", "points_of", "DictColumn"])
+    assert sorted(m.__all__) == sorted(["ScalarColumns", "ScalarPoints", "scalar_columns", "points_of"])
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["lists", "packed"])
@@ -103,10 +103,3 @@ def test_scalar_points_carry_the_columns_and_the_envelope():
     assert (points.run_id, points.seq, points.names, points.text_pos) == (event.run_id, event.seq, ["a", "b"], [1])
     assert repr(points.point_columns()) == repr(event.point_columns())  # NaN at the text point
     assert scalar_columns(points) is points.columns
-
-
-def test_dict_column_is_a_sequence_of_its_values():
-    col = DictColumn(["a", "bb"], np.array([0, 1, 1, 0], dtype=np.int32))
-    assert len(col) == 4 and list(col) == ["a", "bb", "bb", "a"] and col[1] == "bb"
-    part = col[1:3]
-    assert isinstance(part, DictColumn) and list(part) == ["bb", "bb"]

@@ -15,7 +15,8 @@ from array import array
 from clickhouse_driver import Client
 
 import schemas
-from consumers.testing import IngestProcess, create_topic, produce, wait_until
+from consumers.testing import create_topic, produce, wait_until
+from runstream.testing import IngestProcess
 from schemas import ScalarBatch
 from schemas.packing import split_planes
 

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 HEAVY = ("numpy", "pandas", "chdb", "clickhouse_driver", "consumers")
+IN_STORE_TOO = ("numpy", "pandas", "chdb", "clickhouse_driver")
 
 
 def test_logging_imports_no_numpy_nor_ingest(tmp_path: Path) -> None:
@@ -38,3 +39,13 @@ def test_logging_imports_no_numpy_nor_ingest(tmp_path: Path) -> None:
                          cwd=Path(__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "", f"the logging path imported {out.stdout.strip()}"
+
+
+def test_importing_the_store_loads_no_numpy_nor_engine() -> None:
+    # Readers go through store; its insert path (store.blocks) loads numpy only when it inserts.
+    script = ("import sys, store, producers; "
+              f"print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in {IN_STORE_TOO!r})))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "", f"import store loaded {out.stdout.strip()}"
