@@ -48,7 +48,15 @@ from .child import REPO, Child
 from .load import SENTINEL
 from .stack import pid_listening_on
 
-__all__ = ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter"]
+__all__ = ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter", "stage_costs",
+           "BEFORE_US_PER_POINT"]
+
+BEFORE_US_PER_POINT = {
+    "SDK: `run.log` calls + background threads": 1.31, "Kafka broker": 0.20, "`runstream ingest`": 1.39,
+    "ClickHouse: inserts + merges + the bench's polling": 1.78,
+}
+"""CPU per point by stage before issue 17 (``make bench`` of 2026-11-28: ScalarBatch v1, clickhouse-driver inserts,
+completion polled with ``count()`` every 50 ms), for the before/after table."""
 
 _HIST = "runstream_end_to_end_latency_seconds"
 _WRITTEN = "runstream_points_written_total"
@@ -229,6 +237,24 @@ def throughput(stack: Any, ingest: Ingest, scratch: Path, *, trials: int, produc
                           "producer_log_thread_cpu_s": [s["log_thread_cpu_s"] for s in sent]})
     client.disconnect()
     return out, {"producers": producers, "points_per_producer": points, "trials": per_trial}
+
+
+def stage_costs(trials: list[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU µs per point of each stage over the throughput trials (BENCHMARKS.md's stage table)."""
+    import statistics
+
+    def median(f: Any) -> float:
+        return statistics.median(f(t) / t["points"] * 1e6 for t in trials)
+
+    return {
+        "SDK: `run.log` calls (the training thread)": median(lambda t: sum(t["producer_log_thread_cpu_s"])),
+        "SDK: background threads (encode, compress, send)": median(lambda t: t["cpu_s"]["producers_background"]),
+        "Kafka broker": median(lambda t: t["cpu_s"]["kafka"]),
+        "`runstream ingest`": median(lambda t: t["cpu_s"]["ingest"]),
+        "ClickHouse: inserts": median(lambda t: t["clickhouse_split_s"]["inserts"]),
+        "ClickHouse: merges": median(lambda t: t["clickhouse_split_s"]["merges"]),
+        "ClickHouse: the bench's own queries (apart)": median(lambda t: t["clickhouse_split_s"]["queries"]),
+    }
 
 
 def parse_histogram(text: str, name: str = _HIST) -> dict[float, float]:

@@ -287,6 +287,23 @@ def _met(met: bool | None) -> str:
     return "—" if met is None else ("yes" if met else "**no**")
 
 
+def _stage_table(stages: Mapping[str, Any]) -> list[str]:
+    """CPU per point of each stage, now and before issue 17 (whose stages were cut more coarsely)."""
+    now, before = stages.get("now", {}), stages.get("before", {})
+    lines = ["", "## CPU per point, stage by stage", "",
+             "Medians over the e2e throughput trials, in CPU µs per point (process or thread CPU over the points).",
+             "", "| Stage | µs per point |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in now.items()]
+    total = sum(v for k, v in now.items() if "apart" not in k)
+    lines += [f"| **All stages** | **{total:.2f}** |"]
+    if before:
+        lines += ["", "Before issue 17 (ScalarBatch v1, clickhouse-driver inserts, the bench polling `count()`):", "",
+                  "| Stage | µs per point |", "| --- | --- |"]
+        lines += [f"| {name} | {value:.2f} |" for name, value in before.items()]
+        lines += [f"| **All stages** | **{sum(before.values()):.2f}** |"]
+    return lines
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
     """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, and the profiles of missed goals."""
     machine = doc.get("machine", {})
@@ -323,6 +340,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     lines += ["", "## How each figure is measured", ""]
     for figure in FIGURES:
         lines.append(f"- **`{figure.key}`**: {figure.method}")
+    stages = doc.get("details", {}).get("cpu_per_point")
+    if stages:
+        lines += _stage_table(stages)
     notes = doc.get("details", {}).get("notes", [])
     if notes:
         lines += ["", "## Notes", ""]

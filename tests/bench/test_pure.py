@@ -65,7 +65,8 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
                        "missed_goals", "render_markdown", "format_value"]),
     ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on"]),
     ("bench.child", ["Child", "ChildFailed", "run_child", "ready_then_wait", "emit", "REPO"]),
-    ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter"]),
+    ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter",
+                   "stage_costs", "BEFORE_US_PER_POINT"]),
     ("bench.server_cpu", ["CpuSnapshot", "snapshot", "tagged_query", "queries_cpu_s", "wait_for_merges",
                           "QUERY_TAG"]),
     ("bench.storage", ["measure"]),
@@ -96,6 +97,19 @@ def test_parse_counter_reads_one_labelled_sample() -> None:
             'runstream_points_written_total{table="metric_scalars"} 1.2e+06\n')
     assert parse_counter(text, "runstream_points_written_total", {"table": "metric_scalars"}) == 1_200_000
     assert parse_counter(text, "runstream_points_written_total", {"table": "runs"}) == 0
+
+
+def test_stage_costs_are_medians_per_point() -> None:
+    from bench.e2e import stage_costs
+
+    def trial(scale: float) -> dict:
+        return {"points": 1_000_000, "producer_log_thread_cpu_s": [0.2 * scale, 0.3 * scale],
+                "cpu_s": {"producers_background": 0.1 * scale, "kafka": 0.2, "ingest": 0.3},
+                "clickhouse_split_s": {"inserts": 0.1, "merges": 0.2, "queries": 0.05}}
+
+    costs = stage_costs([trial(1), trial(2), trial(3)])
+    assert round(costs["SDK: `run.log` calls (the training thread)"], 6) == 1.0
+    assert round(costs["ClickHouse: merges"], 6) == 0.2 and len(costs) == 7
 
 
 def test_server_cpu_snapshot_reads_this_process() -> None:

@@ -159,3 +159,14 @@ def test_markdown_without_missed_goals_has_no_missed_section() -> None:
                        ("sdk_log_ns_median", 500.0)):
         summaries[key] = summarize([value])
     assert "Goals missed" not in render_markdown(_doc(summaries))
+
+
+def test_markdown_shows_cpu_per_point_by_stage_now_and_before() -> None:
+    doc = _doc()
+    doc["details"]["cpu_per_point"] = {"now": {"Kafka broker": 0.1, "ClickHouse: merges": 0.2,
+                                               "ClickHouse: the bench's own queries (apart)": 0.05},
+                                       "before": {"Kafka broker": 0.2, "`runstream ingest`": 1.39}}
+    md = render_markdown(doc)
+    section = md.split("## CPU per point, stage by stage", 1)[1]
+    assert "| Kafka broker | 0.10 |" in section and "| **All stages** | **0.30** |" in section
+    assert "| **All stages** | **1.59** |" in section
