@@ -93,9 +93,12 @@ class StoreCounterLoader:
         "SELECT run_id, name, any(kind) AS k, min(first_ms) AS f FROM {db}.metric_names "
         "WHERE has({runs:Array(String)}, run_id) GROUP BY run_id, name ORDER BY run_id, f, name"
     )
+    # The range on experiment (the sorting key's first column) lets the server skip every other experiment's
+    # parts; has() alone reads the whole table with FINAL (6.5 CPU-seconds for a new run beside 10M points).
     _SCALAR_ROWS = (
         "SELECT run_id, name, count() FROM {db}.metric_scalars FINAL "
-        "WHERE has({experiments:Array(String)}, experiment) AND has({runs:Array(String)}, run_id) "
+        "WHERE experiment >= {first:String} AND experiment <= {last:String} "
+        "AND has({experiments:Array(String)}, experiment) AND has({runs:Array(String)}, run_id) "
         "GROUP BY run_id, name"
     )
     _OTHER_ROWS = (
@@ -133,7 +136,8 @@ class StoreCounterLoader:
         q = self._runner.query
         for run_id, name, kind, _first in q(self._NAMES, {"runs": run_ids}):
             counters(run_id).names.setdefault(name, kind)
-        for run_id, name, count in q(self._SCALAR_ROWS, {"runs": run_ids, "experiments": experiments}):
+        for run_id, name, count in q(self._SCALAR_ROWS, {"runs": run_ids, "experiments": experiments,
+                                                          "first": experiments[0], "last": experiments[-1]}):
             rows = counters(run_id).rows
             rows[name] = rows.get(name, 0) + int(count)
         for run_id, name, count in q(self._OTHER_ROWS, {"runs": run_ids}):
