@@ -305,7 +305,9 @@ def _stage_table(stages: Mapping[str, Any]) -> list[str]:
 
 
 def render_markdown(doc: Mapping[str, Any]) -> str:
-    """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, and the profiles of missed goals."""
+    """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, the CPU per point of each stage,
+    the design choices measured (``details.choices``: ``bench/choices.md`` verbatim), and the profiles of missed
+    goals."""
     machine = doc.get("machine", {})
     load = doc.get("load", {})
     figures = doc.get("figures", {})
@@ -343,6 +345,9 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     stages = doc.get("details", {}).get("cpu_per_point")
     if stages:
         lines += _stage_table(stages)
+    choices = doc.get("details", {}).get("choices")
+    if choices:
+        lines += ["", str(choices).rstrip("\n")]
     notes = doc.get("details", {}).get("notes", [])
     if notes:
         lines += ["", "## Notes", ""]

@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                     + (f"other busy processes seen: {'; '.join(busy)}." if busy else
                        "no other process was using a noticeable share of a CPU at either moment.")}
     details["notes"] = list(args.note)
+    details["choices"] = (REPO / "bench" / "choices.md").read_text(encoding="utf-8")
     doc = build_document(summaries, machine=info, load=load, details=details, profiles=profiles,
                          generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
                          duration_s=duration)

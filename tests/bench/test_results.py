@@ -170,3 +170,17 @@ def test_markdown_shows_cpu_per_point_by_stage_now_and_before() -> None:
     section = md.split("## CPU per point, stage by stage", 1)[1]
     assert "| Kafka broker | 0.10 |" in section and "| **All stages** | **0.30** |" in section
     assert "| **All stages** | **1.59** |" in section
+
+
+def test_markdown_carries_the_choices_text_verbatim() -> None:
+    doc = _doc()
+    doc["details"]["choices"] = "## Choices measured\n\nWe tried X; kept Y.\n"
+    text = render_markdown(doc)
+    assert "## Choices measured\n\nWe tried X; kept Y.\n" in text
+    assert "## Choices measured" not in render_markdown(_doc())
+
+
+def test_the_choices_file_exists_and_opens_with_a_heading() -> None:
+    from bench.child import REPO
+
+    assert (REPO / "bench" / "choices.md").read_text(encoding="utf-8").startswith("## ")
