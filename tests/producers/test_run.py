@@ -526,7 +526,7 @@ def test_an_ended_run_takes_data_but_its_lifecycle_is_closed(exp: Experiment, tr
     assert ws.flush(5)
     assert [e.tags for e in transport.events(TagsSet, run_id=run.id)] == [{"best": None}]
     assert [e.path for e in transport.events(FileChunk, run_id=run.id)] == ["outputs/f"]
-    assert sum(len(b.values) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
+    assert sum(len(b.point_columns()[3]) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
     statuses = [e.status for e in transport.events(RunStatusChanged, run_id=run.id)]
     assert statuses == ["Completed"]  # the status stays
     for call in (run.complete, run.fail, run.cancel, lambda: run.child_run(),
