@@ -1,17 +1,27 @@
 """End to end: SDK producer processes -> the real broker -> one ``runstream ingest`` -> the ClickHouse server.
 
 Keys: ``e2e_points_per_s``, ``e2e_latency_p50_s``, ``e2e_latency_p99_s``,
-``ingest_rss_mb``.
+``ingest_rss_mb``, ``producer_cpu_us_per_point``, ``ingest_cpu_us_per_point``,
+``clickhouse_cpu_us_per_point``.
 
 One ingest process (the ``runstream`` CLI, default settings, Prometheus
 endpoint on a free port) serves every trial; each trial logs under its own
 experiment name into the same bench topic and database.
 
 - Throughput: the producers (``bench.load burst``) first log one warm-up point
-  each; once those are in ClickHouse (ingest is assigned and consuming), GO,
-  and the clock runs until ``count()`` of the trial's experiment reaches every
-  point. The CPU seconds used meanwhile by each process (producers, ingest,
-  the broker, the server) are recorded: on 2 cores they explain the rate.
+  each; once ingest has written those (ingest is assigned and consuming), GO,
+  and the clock runs until ingest's own counter of written points
+  (``runstream_points_written_total{table="metric_scalars"}``, read from its
+  Prometheus endpoint every 50 ms) has grown by every point. The table under
+  test is never scanned while the clock runs: one ``count()`` afterwards
+  checks that every point is there. A point is counted once ClickHouse has
+  accepted the insert that holds it, i.e. once it is queryable.
+- CPU per point, per stage: the producers' background threads (the emitter's
+  encode and kafka-python's compress and send: process CPU minus the thread
+  that calls ``run.log``), ingest's process CPU, the broker's, and the
+  ClickHouse server's split by :mod:`bench.server_cpu` into inserts, merges
+  and the bench's own queries. Merges started by a trial's inserts are waited
+  for (bounded) and counted with it; the figure is inserts + merges.
 - Latency: one paced producer (``bench.load paced``, 100,000 points/s) logs a
   sentinel point every 50 ms whose value is ``time.time()`` at the call; the
   bench polls ClickHouse every 20 ms for new sentinels and records the time the
@@ -33,13 +43,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import server_cpu
 from .child import REPO, Child
 from .load import SENTINEL
 from .stack import pid_listening_on
 
-__all__ = ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram"]
+__all__ = ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter", "stage_costs",
+           "BEFORE_US_PER_POINT"]
+
+BEFORE_US_PER_POINT = {
+    "SDK: `run.log` calls + background threads": 1.31, "Kafka broker": 0.20, "`runstream ingest`": 1.39,
+    "ClickHouse: inserts + merges + the bench's polling": 1.78,
+}
+"""CPU per point by stage before issue 17 (``make bench`` of 2026-11-28: ScalarBatch v1, clickhouse-driver inserts,
+completion polled with ``count()`` every 50 ms), for the before/after table."""
 
 _HIST = "runstream_end_to_end_latency_seconds"
+_WRITTEN = "runstream_points_written_total"
 
 
 def _free_port() -> int:
@@ -101,6 +121,10 @@ class Ingest:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def points_written(self) -> float:
+        """Rows ingest has written into ``metric_scalars`` so far (its Prometheus counter)."""
+        return parse_counter(self.metrics_text(), _WRITTEN, {"table": "metric_scalars"})
+
     def rss(self) -> float:
         import psutil
 
@@ -135,49 +159,102 @@ def _wait_count(client: Any, database: str, experiment: str, expected: int, time
     return None
 
 
+def _wait_written(ingest: Ingest, target: float, timeout: float, every: float = 0.05,
+                  sample: Any = None) -> float | None:
+    """Poll ingest's written-points counter until it reaches ``target``; the wall time seen, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sample is not None:
+            sample()
+        if ingest.points_written() >= target:
+            return time.time()
+        time.sleep(every)
+    return None
+
+
 def throughput(stack: Any, ingest: Ingest, scratch: Path, *, trials: int, producers: int,
                points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Trials of ``e2e_points_per_s`` and ``ingest_rss_mb`` (peak per trial), with the CPU split."""
+    """Trials of ``e2e_points_per_s``, ``ingest_rss_mb`` (peak) and the CPU per point of every stage."""
     client = stack.client(ingest.database)
     assert ingest.proc is not None
-    pids = {"ingest": ingest.proc.pid, "kafka": pid_listening_on(int(stack.kafka.rsplit(":", 1)[1])),
-            "clickhouse": pid_listening_on(int(stack.clickhouse.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1]))}
-    rates, rss_peaks, per_trial = [], [], []
+    server_pid = pid_listening_on(int(stack.clickhouse.split("://", 1)[1].split("/")[0].rsplit(":", 1)[1]))
+    pids = {"ingest": ingest.proc.pid, "kafka": pid_listening_on(int(stack.kafka.rsplit(":", 1)[1]))}
+    out: dict[str, list[float]] = {k: [] for k in (
+        "e2e_points_per_s", "ingest_rss_mb", "producer_cpu_us_per_point", "ingest_cpu_us_per_point",
+        "clickhouse_cpu_us_per_point")}
+    per_trial = []
     for t in range(trials):
         experiment = f"e2e-{stack.tag}-{t}"
         kids = [Child("bench.load", ["burst", "--kafka", stack.kafka, "--topic", ingest.topic,
                                      "--experiment", experiment, "--points", str(points), "--home", str(scratch)])
                 for _ in range(producers)]
         try:
+            before_warmup = ingest.points_written()
             for k in kids:
                 k.wait_ready()
-            if _wait_count(client, ingest.database, experiment, producers, 60) is None:
+            if _wait_written(ingest, before_warmup + producers, 60) is None:
                 raise RuntimeError("warm-up points never reached ClickHouse")
+            server_cpu.wait_for_merges(client, ingest.database, timeout_s=30)  # the previous trial's tail
             peak = [ingest.rss()]
+            start_written = ingest.points_written()
             cpu0 = {name: _cpu(pid) for name, pid in pids.items()}
+            server0 = server_cpu.snapshot(server_pid)
             t0 = time.time()
             for k in kids:
                 k.go()
             total = producers * (points // 5 * 5)
-            seen = _wait_count(client, ingest.database, experiment, producers + total, 300,
-                               sample=lambda: peak.append(ingest.rss()))
+            seen = _wait_written(ingest, start_written + total, 300, sample=lambda: peak.append(ingest.rss()))
             if seen is None:
                 raise RuntimeError(f"e2e trial {t}: not every point reached ClickHouse in 300 s")
             cpu = {name: _cpu(pid) - cpu0[name] for name, pid in pids.items()}
+            server_busy = server_cpu.snapshot(server_pid) - server0
             sent = [k.result() for k in kids]
         finally:
             for k in kids:
                 k.kill()
+        landed = int(server_cpu.tagged_query(
+            client, f"SELECT count() FROM `{ingest.database}`.metric_scalars WHERE experiment = %(e)s",
+            {"e": experiment})[0][0])
+        if landed < total + producers:
+            raise RuntimeError(f"e2e trial {t}: the counter said done but {landed} of {total + producers} rows landed")
+        settle_s = server_cpu.wait_for_merges(client, ingest.database)
+        server = server_cpu.snapshot(server_pid) - server0
+        queries = server_cpu.queries_cpu_s(client, t0 - 1)
         elapsed = seen - t0
         cpu["producers"] = sum(s["cpu_s"] for s in sent)
-        rates.append(total / elapsed)
-        rss_peaks.append(max(peak) / 1e6)
-        per_trial.append({"points": total, "elapsed_s": elapsed, "cpu_s": cpu,
+        cpu["producers_background"] = sum(s["background_cpu_s"] for s in sent)
+        cpu["clickhouse"] = server_busy.total_s
+        split = {"inserts": server.total_s - server.merges_s - queries, "merges": server.merges_s,
+                 "queries": queries, "settle_s": settle_s}
+        out["e2e_points_per_s"].append(total / elapsed)
+        out["ingest_rss_mb"].append(max(peak) / 1e6)
+        out["producer_cpu_us_per_point"].append(cpu["producers_background"] / total * 1e6)
+        out["ingest_cpu_us_per_point"].append(cpu["ingest"] / total * 1e6)
+        out["clickhouse_cpu_us_per_point"].append((split["inserts"] + split["merges"]) / total * 1e6)
+        per_trial.append({"points": total, "elapsed_s": elapsed, "cpu_s": cpu, "clickhouse_split_s": split,
                           "producer_log_s": [s["log_s"] for s in sent],
-                          "producer_flush_s": [s["flush_s"] for s in sent]})
+                          "producer_flush_s": [s["flush_s"] for s in sent],
+                          "producer_log_thread_cpu_s": [s["log_thread_cpu_s"] for s in sent]})
     client.disconnect()
-    return ({"e2e_points_per_s": rates, "ingest_rss_mb": rss_peaks},
-            {"producers": producers, "points_per_producer": points, "trials": per_trial})
+    return out, {"producers": producers, "points_per_producer": points, "trials": per_trial}
+
+
+def stage_costs(trials: list[dict[str, Any]]) -> dict[str, float]:
+    """Median CPU µs per point of each stage over the throughput trials (BENCHMARKS.md's stage table)."""
+    import statistics
+
+    def median(f: Any) -> float:
+        return statistics.median(f(t) / t["points"] * 1e6 for t in trials)
+
+    return {
+        "SDK: `run.log` calls (the training thread)": median(lambda t: sum(t["producer_log_thread_cpu_s"])),
+        "SDK: background threads (encode, compress, send)": median(lambda t: t["cpu_s"]["producers_background"]),
+        "Kafka broker": median(lambda t: t["cpu_s"]["kafka"]),
+        "`runstream ingest`": median(lambda t: t["cpu_s"]["ingest"]),
+        "ClickHouse: inserts": median(lambda t: t["clickhouse_split_s"]["inserts"]),
+        "ClickHouse: merges": median(lambda t: t["clickhouse_split_s"]["merges"]),
+        "ClickHouse: the bench's own queries (apart)": median(lambda t: t["clickhouse_split_s"]["queries"]),
+    }
 
 
 def parse_histogram(text: str, name: str = _HIST) -> dict[float, float]:
@@ -190,6 +267,18 @@ def parse_histogram(text: str, name: str = _HIST) -> dict[float, float]:
             le = labels.split('le="', 1)[1].split('"', 1)[0]
             out[float("inf") if le == "+Inf" else float(le)] = float(value)
     return out
+
+
+def parse_counter(text: str, name: str, labels: dict[str, str]) -> float:
+    """The value of one labelled sample of a Prometheus text exposition (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            head, _, value = line.rpartition(" ")
+            got = ",".join(sorted(head[len(name) + 1:-1].split(",")))
+            if got == want:
+                return float(value)
+    return 0.0
 
 
 def histogram_quantile(q: float, before: dict[float, float], after: dict[float, float]) -> float | None:

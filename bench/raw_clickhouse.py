@@ -36,13 +36,14 @@ def scalar_columns(files: list[Path]) -> dict[str, list[Any]]:
             e = schemas.decode(value)
             if not isinstance(e, ScalarBatch):
                 continue
-            k = len(e.name_idx)
+            name_idx, steps, times_ms, values = e.point_columns()
+            k = len(name_idx)
             cols["experiment"] += [e.experiment] * k
             cols["run_id"] += [e.run_id] * k
-            cols["name"] += [e.names[i] for i in e.name_idx]
-            cols["step"] += e.steps
-            cols["time_ms"] += e.times_ms
-            cols["value"] += e.values
+            cols["name"] += [e.names[i] for i in name_idx]
+            cols["step"] += steps
+            cols["time_ms"] += times_ms
+            cols["value"] += values
             cols["text"] += [""] * k
             cols["is_text"] += [0] * k
             cols["writer_id"] += [e.writer_id] * k

@@ -55,7 +55,7 @@ class Figure:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure(key="sdk_log_ns_median", label="`run.log(name, float)` median", unit="ns", goal=2000, direction="min",
+    Figure(key="sdk_log_ns_median", label="`run.log(name, float)` median", unit="ns", goal=600, direction="min",
            method="Each call timed alone with `perf_counter_ns` (the timer's own median cost subtracted), "
                   "Kafka transport active (real broker, emitter thread sending), GC off during the loop."),
     Figure(key="sdk_log_ns_p99", label="`run.log` p99", unit="ns", direction="min",
@@ -82,13 +82,29 @@ FIGURES: tuple[Figure, ...] = (
                   "`runstream server`, client parsing included."),
     Figure(key="mlflow_server_get_history_100k_ms", label="The same from `mlflow server` (sqlite)", unit="ms",
            direction="min", method="Same client call and data against `mlflow server`."),
-    Figure(key="codec_points_per_s", label="Avro codec, scalar batches", unit="points/s",
-           method="`schemas.encode` then `schemas.decode` of ScalarBatch events of 16,384 points (the SDK's "
-                  "batch size); points / (encode + decode time), one thread."),
+    Figure(key="codec_points_per_s", label="Avro codec, scalar batches", unit="points/s", goal=10_000_000,
+           method="ScalarBatch events of 16,384 points (the SDK's batch size) from the SDK's columnar buffer to "
+                  "packed bytes (`schemas.encode`), then to ingest's numpy columns (`schemas.decode`, "
+                  "`consumers.columns.scalar_columns`); points / (encode + decode time), one thread."),
+    Figure(key="wire_bytes_per_point", label="Scalar point on the wire (lz4)", unit="B", direction="min",
+           method="The codec figure's messages, each compressed with lz4 as the SDK's Kafka producer sends them; "
+                  "bytes / points (the uncompressed size is in the details)."),
     Figure(key="e2e_points_per_s", label="End to end, sustained", unit="points/s", goal=500_000,
            method="Producer processes log with the SDK (Kafka transport) as fast as they can; one "
                   "`runstream ingest` process writes into the ClickHouse server; the clock runs from the start "
-                  "signal until `count()` in ClickHouse reaches every point."),
+                  "signal until ingest's written-points counter (read from its Prometheus endpoint every 50 ms) "
+                  "has grown by every point; the table is not scanned meanwhile (one `count()` checks afterwards)."),
+    Figure(key="producer_cpu_us_per_point", label="CPU per point: SDK background threads", unit="µs",
+           goal=0.5, direction="min",
+           method="During the e2e throughput trials: each producer's process CPU minus its `run.log` thread's "
+                  "(what is left: the emitter's encode, kafka-python's compress and send), over the points."),
+    Figure(key="ingest_cpu_us_per_point", label="CPU per point: `runstream ingest`", unit="µs", goal=0.5,
+           direction="min", method="During the e2e throughput trials: the ingest process's CPU over the points."),
+    Figure(key="clickhouse_cpu_us_per_point", label="CPU per point: ClickHouse inserts + merges", unit="µs",
+           goal=0.5, direction="min",
+           method="During the e2e throughput trials, until the merges they started have finished (bounded): the "
+                  "server process's CPU from /proc minus the bench's own queries (their CPU from "
+                  "`system.query_log`, reported apart), over the points; merges are its background threads."),
     Figure(key="e2e_latency_p50_s", label="Log call to queryable, p50 (at 100k points/s)", unit="s", direction="min",
            method="A paced producer logs 100,000 points/s and, every 50 ms, a sentinel point whose value is "
                   "`time.time()` at the call; the bench polls ClickHouse every 20 ms and records "
@@ -151,6 +167,9 @@ FIGURES: tuple[Figure, ...] = (
            method="BanditPolicy(slack_amount=0.1): five trials each log one value outside the slack of a good "
                   "trial's; each writes `time.time()` after its `run.log` and in its SIGTERM handler; median of "
                   "the differences (store round trip, the launcher's next read, the decision, the signal)."),
+    Figure(key="stored_bytes_per_point", label="Scalar point stored (compressed)", unit="B", direction="min",
+           method="After the e2e throughput trials: `metric_scalars`' active parts in `system.parts`, compressed "
+                  "bytes on disk / rows."),
 )
 """Every published figure, in table order."""
 
@@ -250,6 +269,10 @@ def format_value(value: float, unit: str) -> str:
         return f"{value:,.1f} MB"
     if unit == "ratio":
         return f"{value:.2f}"
+    if unit == "µs":
+        return f"{value:.2f} µs"
+    if unit == "B":
+        return f"{value:.1f} B"
     return f"{value:g} {unit}"
 
 
@@ -264,8 +287,27 @@ def _met(met: bool | None) -> str:
     return "—" if met is None else ("yes" if met else "**no**")
 
 
+def _stage_table(stages: Mapping[str, Any]) -> list[str]:
+    """CPU per point of each stage, now and before issue 17 (whose stages were cut more coarsely)."""
+    now, before = stages.get("now", {}), stages.get("before", {})
+    lines = ["", "## CPU per point, stage by stage", "",
+             "Medians over the e2e throughput trials, in CPU µs per point (process or thread CPU over the points).",
+             "", "| Stage | µs per point |", "| --- | --- |"]
+    lines += [f"| {name} | {value:.2f} |" for name, value in now.items()]
+    total = sum(v for k, v in now.items() if "apart" not in k)
+    lines += [f"| **All stages** | **{total:.2f}** |"]
+    if before:
+        lines += ["", "Before issue 17 (ScalarBatch v1, clickhouse-driver inserts, the bench polling `count()`):", "",
+                  "| Stage | µs per point |", "| --- | --- |"]
+        lines += [f"| {name} | {value:.2f} |" for name, value in before.items()]
+        lines += [f"| **All stages** | **{sum(before.values()):.2f}** |"]
+    return lines
+
+
 def render_markdown(doc: Mapping[str, Any]) -> str:
-    """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, and the profiles of missed goals."""
+    """BENCHMARKS.md: the table (figure, goal, measured, met?), method notes, the CPU per point of each stage,
+    the design choices measured (``details.choices``: ``bench/choices.md`` verbatim), and the profiles of missed
+    goals."""
     machine = doc.get("machine", {})
     load = doc.get("load", {})
     figures = doc.get("figures", {})
@@ -300,6 +342,12 @@ def render_markdown(doc: Mapping[str, Any]) -> str:
     lines += ["", "## How each figure is measured", ""]
     for figure in FIGURES:
         lines.append(f"- **`{figure.key}`**: {figure.method}")
+    stages = doc.get("details", {}).get("cpu_per_point")
+    if stages:
+        lines += _stage_table(stages)
+    choices = doc.get("details", {}).get("choices")
+    if choices:
+        lines += ["", str(choices).rstrip("\n")]
     notes = doc.get("details", {}).get("notes", [])
     if notes:
         lines += ["", "## Notes", ""]

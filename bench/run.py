@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import (cluster, codec, e2e, first_assignment, machine, mlflow_server, peers, profiling, queries,
-               raw_clickhouse, raw_kafka, sdk, sweeps, ui)
+               raw_clickhouse, raw_kafka, sdk, storage, sweeps, ui)
 from .child import REPO
 from .results import FIGURES, build_document, missed_goals, render_markdown, summarize
 from .stack import Stack, answers, from_env
@@ -75,7 +75,8 @@ def _mlflow_server_analysis(d: dict[str, Any]) -> str:
 def _e2e_analysis(doc_trials: dict[str, list[float]], details: dict[str, Any], cores: int) -> str:
     """What the CPU split and the ingest profile say, stated from the numbers (no fixed claims)."""
     trials = details["e2e"]["throughput"]["trials"]
-    cpu = {k: statistics.median(float(t["cpu_s"][k]) for t in trials) for k in trials[0]["cpu_s"]}
+    cpu = {k: statistics.median(float(t["cpu_s"][k]) for t in trials) for k in ("producers", "ingest", "kafka",
+                                                                                 "clickhouse")}
     wall = statistics.median(float(t["elapsed_s"]) for t in trials)
     capacity = wall * cores
     points = trials[0]["points"]
@@ -109,9 +110,7 @@ def _e2e_analysis(doc_trials: dict[str, list[float]], details: dict[str, Any], c
         parts.append(
             f"Inside ingest (cProfile of `runstream ingest --once` over the same messages, {prof['points']:,} points, "
             f"{prof['total_tt_s']:.1f} s under the profiler), the most own time goes to: {heavy}. "
-            "`codec.decode`'s own time is fastavro's C reader (the profiler cannot see inside it); "
-            "`stringcolumn.write_items` is clickhouse-driver serialising the String columns (run ids, names, "
-            "writer ids) of every row.")
+            "Time spent waiting for the server or the broker (socket reads, lock waits) counts here as well.")
     return "\n\n".join(parts)
 
 
@@ -125,8 +124,8 @@ def _cpu_budget(cpu: dict[str, float], points: int, cores: int, names: dict[str,
             + ", ".join(f"{names[k]} {per_point_us[k]:.2f} µs" for k in ranked)
             + f"). With every one of the {cores} cores busy all the time, that allows at most {bound:,.0f} points/s"
             + (f"; 500,000 points/s on {cores} cores needs the whole pipeline under {goal_us:.1f} µs a point, "
-               "so the goal needs the stages themselves to get cheaper (for ingest: fewer String columns per "
-               "row, a faster decode), not more overlap between them." if bound < 500_000 else
+               "so the goal needs the stages themselves to get cheaper (the stage table below says which "
+               "costs most), not more overlap between them." if bound < 500_000 else
                "; the goal is within the budget, so the loss is in waiting (stages not overlapping)."))
 
 
@@ -191,12 +190,15 @@ def main(argv: list[str] | None = None) -> int:
             t, d_tp = e2e.throughput(stack, ingest, scratch, trials=plan.trials, producers=plan.producers,
                                      points=plan.points_per_producer)
             trials.update(t)
+            t, details["storage"] = storage.measure(stack, ingest.database)
+            trials.update(t)
             t, d_lat = e2e.latency(stack, ingest, scratch, trials=plan.trials, rate=plan.latency_rate,
                                    seconds=plan.latency_seconds)
             trials.update(t)
         finally:
             ingest.stop()
         details["e2e"] = {"throughput": d_tp, "latency": d_lat}
+        details["cpu_per_point"] = {"now": e2e.stage_costs(d_tp["trials"]), "before": e2e.BEFORE_US_PER_POINT}
         ceiling = min(statistics.median(trials["raw_kafka_points_per_s"]),
                       statistics.median(trials["raw_clickhouse_points_per_s"]))
         trials["pipeline_efficiency"] = [r / ceiling for r in trials["e2e_points_per_s"]]
@@ -228,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         if missed and not args.no_profile:
             _say(f"profiling missed goals: {', '.join(missed)}")
             cores = info["logical_cpus"] or 2
-            if {"e2e_points_per_s", "pipeline_efficiency"} & set(missed):
+            if {"e2e_points_per_s", "pipeline_efficiency", "producer_cpu_us_per_point", "ingest_cpu_us_per_point",
+                    "clickhouse_cpu_us_per_point"} & set(missed):
                 details["ingest_profile"] = profiling.profile_ingest(stack, files, scratch,
                                                                      points=plan.producers * plan.points_per_producer)
                 prof = details["ingest_profile"]
@@ -242,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
                         {"title": "The same profile by cumulative time", "text": prof["top_cumtime"]},
                     ],
                 }
-                for key in ("e2e_points_per_s", "pipeline_efficiency"):
+                for key in ("e2e_points_per_s", "pipeline_efficiency", "producer_cpu_us_per_point",
+                            "ingest_cpu_us_per_point", "clickhouse_cpu_us_per_point"):
                     if key in missed:
                         profiles[key] = entry
             if "vs_mlflow_server_log_batch_speedup" in missed:
@@ -263,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                     + (f"other busy processes seen: {'; '.join(busy)}." if busy else
                        "no other process was using a noticeable share of a CPU at either moment.")}
     details["notes"] = list(args.note)
+    details["choices"] = (REPO / "bench" / "choices.md").read_text(encoding="utf-8")
     doc = build_document(summaries, machine=info, load=load, details=details, profiles=profiles,
                          generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
                          duration_s=duration)

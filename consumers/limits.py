@@ -27,9 +27,11 @@ rejects that name's points only.
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+
+import numpy as np
 
 from schemas.limits import RunLimits
 from schemas.records import (
@@ -44,6 +46,7 @@ from schemas.records import (
     TagsSet,
 )
 
+from .columns import scalar_columns
 from .errors import RunLimitExceeded
 from .validate import Checked, attribute_items
 
@@ -90,9 +93,12 @@ class StoreCounterLoader:
         "SELECT run_id, name, any(kind) AS k, min(first_ms) AS f FROM {db}.metric_names "
         "WHERE has({runs:Array(String)}, run_id) GROUP BY run_id, name ORDER BY run_id, f, name"
     )
+    # The range on experiment (the sorting key's first column) lets the server skip every other experiment's
+    # parts; has() alone reads the whole table with FINAL (6.5 CPU-seconds for a new run beside 10M points).
     _SCALAR_ROWS = (
         "SELECT run_id, name, count() FROM {db}.metric_scalars FINAL "
-        "WHERE has({experiments:Array(String)}, experiment) AND has({runs:Array(String)}, run_id) "
+        "WHERE experiment >= {first:String} AND experiment <= {last:String} "
+        "AND has({experiments:Array(String)}, experiment) AND has({runs:Array(String)}, run_id) "
         "GROUP BY run_id, name"
     )
     _OTHER_ROWS = (
@@ -130,7 +136,8 @@ class StoreCounterLoader:
         q = self._runner.query
         for run_id, name, kind, _first in q(self._NAMES, {"runs": run_ids}):
             counters(run_id).names.setdefault(name, kind)
-        for run_id, name, count in q(self._SCALAR_ROWS, {"runs": run_ids, "experiments": experiments}):
+        for run_id, name, count in q(self._SCALAR_ROWS, {"runs": run_ids, "experiments": experiments,
+                                                          "first": experiments[0], "last": experiments[-1]}):
             rows = counters(run_id).rows
             rows[name] = rows.get(name, 0) + int(count)
         for run_id, name, count in q(self._OTHER_ROWS, {"runs": run_ids}):
@@ -267,17 +274,20 @@ class RunLimiter:
 
     def _scalars(self, checked: Checked, event: ScalarBatch, c: RunCounters) -> list[NewName]:
         new_names: list[NewName] = []
-        # Decide once per name index; list a name's points only when some of them must be rejected.
+        # Decide once per name index (counted in numpy); list a name's points only when some must be rejected.
+        name_idx = scalar_columns(event).name_idx
+        keep = np.ones(len(name_idx), dtype=bool)
         if checked.rejected:
-            counts = Counter(idx for point, idx in enumerate(event.name_idx) if checked.keeps(point))
-        else:
-            counts = Counter(event.name_idx)  # the common case: counted in C, no per-point work
+            keep[list(checked.rejected)] = False
+        in_range = keep & (name_idx >= 0) & (name_idx < len(event.names))
+        counts = np.bincount(name_idx[in_range], minlength=len(event.names))
 
         def points_of(idx: int) -> list[int]:
-            return [p for p, i in enumerate(event.name_idx) if i == idx and checked.keeps(p)]
+            points: list[int] = np.flatnonzero((name_idx == idx) & keep).tolist()
+            return points
 
         max_rows = self.limits.max_rows_per_metric
-        for idx, count in counts.items():
+        for idx, count in ((int(i), int(counts[i])) for i in np.flatnonzero(counts)):
             name = event.names[idx]
             try:
                 new = self._admit_name(c, name, "scalar")

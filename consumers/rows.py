@@ -11,7 +11,9 @@ original message), so a re-delivered message produces identical keys that
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence, cast
+
+import numpy as np
 
 from schemas.records import (
     Column,
@@ -30,6 +32,9 @@ from schemas.records import (
     TagsSet,
 )
 
+from store.columns import DictColumn
+
+from .columns import scalar_columns
 from .limits import NewName
 from .validate import WHOLE_EVENT, Rejection, attribute_items
 
@@ -82,8 +87,10 @@ def group_rejections(event: Event | None, rejected: Mapping[int, Rejection]) -> 
     for item in sorted(rejected):
         r = rejected[item]
         label = ""
-        if isinstance(event, ScalarBatch) and item != WHOLE_EVENT and 0 <= event.name_idx[item] < len(event.names):
-            label = event.names[event.name_idx[item]]
+        if isinstance(event, ScalarBatch) and item != WHOLE_EVENT:
+            idx = int(scalar_columns(event).name_idx[item])
+            if 0 <= idx < len(event.names):
+                label = event.names[idx]
         groups.setdefault((r.reason, label), []).append(r)
     out = []
     for (reason, label), items in groups.items():
@@ -107,13 +114,132 @@ def _cells(column: Column) -> tuple[list[float], list[str], list[int]]:
     return list(column.numbers), texts, is_text
 
 
+def _array(values: np.ndarray) -> Sequence[Any]:
+    # The sink seam is typed Sequence; numpy arrays behave as one (len, slices, iteration).
+    return cast(Sequence[Any], values)
+
+
+class _ScalarChunk(NamedTuple):
+    """The kept points of one message, as arrays, and what every one of its rows shares."""
+
+    experiment: str
+    run_id: str
+    writer_id: str
+    seq: int
+    created_ms: int
+    names: list[str]
+    name_idx: np.ndarray
+    step: np.ndarray
+    time_ms: np.ndarray
+    value: np.ndarray
+    idx: np.ndarray
+    texts: dict[int, str]
+    """Row (within the chunk) -> string value, for the rare string points."""
+
+
+class _ScalarRows:
+    """``metric_scalars`` rows of one batch: one chunk of arrays per message, concatenated once per flush.
+
+    String columns come out as :class:`~store.columns.DictColumn` columns: each
+    distinct experiment, run id, metric name and writer id of the batch is
+    held once, whatever the number of rows.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[_ScalarChunk] = []
+        self.rows = 0
+        self._built: dict[str, Sequence[Any]] | None = None
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.rows = 0
+        self._built = None
+
+    def add(self, e: ScalarBatch, rejected: Mapping[int, Rejection]) -> int:
+        """Add the points of ``e`` not in ``rejected``; returns how many."""
+        cols = scalar_columns(e)
+        n = len(cols.values)
+        name_idx, step, time_ms, value = cols.name_idx, cols.steps, cols.time_ms, cols.values
+        texts = dict(zip(e.text_pos, e.text_values))
+        if rejected:
+            keep = np.ones(n, dtype=bool)
+            keep[[i for i in rejected if 0 <= i < n]] = False
+            positions = np.flatnonzero(keep)
+            name_idx, step, time_ms, value = name_idx[positions], step[positions], time_ms[positions], value[positions]
+            idx = positions.astype(np.uint32)
+            if texts:
+                row_of = {p: r for r, p in enumerate(positions.tolist())}
+                texts = {row_of[p]: t for p, t in texts.items() if p in row_of}
+        else:
+            idx = np.arange(n, dtype=np.uint32)
+        k = len(idx)
+        if k:
+            self.chunks.append(_ScalarChunk(e.experiment, e.run_id, e.writer_id, e.seq, e.created_ms, e.names,
+                                            name_idx, step, time_ms, value, idx, texts))
+            self.rows += k
+            self._built = None
+        return k
+
+    def columns(self) -> dict[str, Sequence[Any]]:
+        """Every ``metric_scalars`` column of the batch (arrays and dictionary-coded strings), in table order."""
+        if self._built is not None:
+            return self._built
+        chunks = self.chunks
+        lengths = np.array([len(c.idx) for c in chunks], dtype=np.int64)
+
+        def per_chunk(values: list[Any], dtype: Any) -> np.ndarray:
+            return np.repeat(np.array(values, dtype=dtype), lengths)
+
+        def strings(values: list[str]) -> DictColumn:
+            table: dict[str, int] = {}
+            codes = [table.setdefault(v, len(table)) for v in values]
+            return DictColumn(list(table), per_chunk(codes, np.int32))
+
+        names: dict[str, int] = {}
+        name_codes = [np.array([names.setdefault(nm, len(names)) for nm in c.names], dtype=np.int32)[c.name_idx]
+                      for c in chunks]
+        n = self.rows
+        text_table: dict[str, int] = {"": 0}
+        text_codes = np.zeros(n, dtype=np.int32)
+        is_text = np.zeros(n, dtype=np.uint8)
+        start = 0
+        for c in chunks:
+            for row, text in c.texts.items():
+                text_codes[start + row] = text_table.setdefault(text, len(text_table))
+                is_text[start + row] = 1
+            start += len(c.idx)
+        built: dict[str, Sequence[Any]] = {
+            "experiment": strings([c.experiment for c in chunks]),
+            "run_id": strings([c.run_id for c in chunks]),
+            "name": DictColumn(list(names), np.concatenate(name_codes)),
+            "step": _array(np.concatenate([c.step for c in chunks])),
+            "time_ms": _array(np.concatenate([c.time_ms for c in chunks])),
+            "value": _array(np.concatenate([c.value for c in chunks])),
+            "text": DictColumn(list(text_table), text_codes),
+            "is_text": _array(is_text),
+            "writer_id": strings([c.writer_id for c in chunks]),
+            "seq": _array(per_chunk([c.seq for c in chunks], np.uint64)),
+            "idx": _array(np.concatenate([c.idx for c in chunks])),
+            "created_ms": _array(per_chunk([c.created_ms for c in chunks], np.int64)),
+        }
+        assert tuple(built) == TABLE_COLUMNS["metric_scalars"]
+        self._built = built
+        return built
+
+
 class RowBuffer:
-    """The rows of one batch, per table, plus what the worker reports after the flush."""
+    """The rows of one batch, per table, plus what the worker reports after the flush.
+
+    ``metric_scalars`` goes out as numpy arrays and
+    :class:`~store.columns.DictColumn` strings (the store encodes them
+    directly); the other tables as lists.
+    """
 
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, list[Any]]] = {
-            t: {c: [] for c in cols} for t, cols in TABLE_COLUMNS.items()
+            t: {c: [] for c in cols} for t, cols in TABLE_COLUMNS.items() if t != "metric_scalars"
         }
+        self._scalar_rows = _ScalarRows()
         self._progress: dict[tuple[str, str], tuple[str, int]] = {}
         self._marks: dict[str, list[tuple[int, int]]] = {t: [] for t in TABLE_COLUMNS}
         self.owner = -1
@@ -131,6 +257,7 @@ class RowBuffer:
         for cols in self._tables.values():
             for values in cols.values():
                 values.clear()
+        self._scalar_rows.clear()
         self._progress.clear()
         for marks in self._marks.values():
             marks.clear()
@@ -139,6 +266,8 @@ class RowBuffer:
         self.created_ms.clear()
 
     def _length(self, table: str) -> int:
+        if table == "metric_scalars":
+            return self._scalar_rows.rows
         return len(self._tables[table][TABLE_COLUMNS[table][0]])
 
     def _lengths(self) -> dict[str, int]:
@@ -226,7 +355,7 @@ class RowBuffer:
                          total_size=event.total_size, sha256=event.sha256, content_type=event.content_type,
                          data=event.data, created_ms=event.created_ms, writer_id=event.writer_id, seq=event.seq)
 
-    def tables(self, now_ms: int) -> Iterator[tuple[str, dict[str, list[Any]]]]:
+    def tables(self, now_ms: int) -> Iterator[tuple[str, Mapping[str, Sequence[Any]]]]:
         """Non-empty tables in write order; ``writer_progress`` (built here, stamped ``now_ms``) comes last."""
         wp = self._tables["writer_progress"]
         for values in wp.values():
@@ -238,6 +367,10 @@ class RowBuffer:
             wp["seq"].append(seq)
             wp["updated_ms"].append(now_ms)
         for table in WRITE_ORDER:
+            if table == "metric_scalars":
+                if self._scalar_rows.rows:
+                    yield table, self._scalar_rows.columns()
+                continue
             cols = self._tables[table]
             if cols[TABLE_COLUMNS[table][0]]:
                 yield table, cols
@@ -275,37 +408,7 @@ class RowBuffer:
                          seq=e.seq)
 
     def _scalars(self, e: ScalarBatch, rejected: Mapping[int, Rejection]) -> None:
-        n = len(e.name_idx)
-        keep: Sequence[int] = range(n) if not rejected else [i for i in range(n) if i not in rejected]
-        k = len(keep)
-        if not k:
-            return
-        t = self._tables["metric_scalars"]
-        texts = dict(zip(e.text_pos, e.text_values))
-        names, name_idx, steps, times, values = e.names, e.name_idx, e.steps, e.times_ms, e.values
-        t["experiment"].extend([e.experiment] * k)
-        t["run_id"].extend([e.run_id] * k)
-        t["writer_id"].extend([e.writer_id] * k)
-        t["seq"].extend([e.seq] * k)
-        t["created_ms"].extend([e.created_ms] * k)
-        t["idx"].extend(keep)
-        if k == n:
-            t["name"].extend([names[i] for i in name_idx])
-            t["step"].extend(steps)
-            t["time_ms"].extend(times)
-            t["value"].extend(values)
-        else:
-            t["name"].extend([names[name_idx[i]] for i in keep])
-            t["step"].extend([steps[i] for i in keep])
-            t["time_ms"].extend([times[i] for i in keep])
-            t["value"].extend([values[i] for i in keep])
-        if texts:
-            t["text"].extend([texts.get(i, "") for i in keep])
-            t["is_text"].extend([1 if i in texts else 0 for i in keep])
-        else:
-            t["text"].extend([""] * k)
-            t["is_text"].extend([0] * k)
-        self.rows += k
+        self.rows += self._scalar_rows.add(e, rejected)
 
     def _metric_rows(self, e: ListLogged | RowLogged | TableLogged) -> None:
         t = self._tables["metric_rows"]

@@ -20,6 +20,8 @@ import re
 from dataclasses import replace
 from typing import Callable, NamedTuple, Sequence
 
+import numpy as np
+
 from schemas.limits import RunLimits
 from schemas.records import (
     RUN_STATUSES,
@@ -39,6 +41,7 @@ from schemas.records import (
     TagsSet,
 )
 
+from .columns import points_of, scalar_columns
 from .errors import InvalidEvent
 
 __all__ = [
@@ -198,36 +201,43 @@ def _metric_name_error(name: str, limits: RunLimits) -> InvalidEvent | None:
 
 
 def check_scalars(checked: Checked, limits: RunLimits) -> None:
-    """ScalarBatch: parallel arrays (else the whole batch), then names and text values point by point."""
+    """ScalarBatch: columns that line up (else the whole batch), then names and text values point by point.
+
+    Reads the points as arrays (:mod:`consumers.columns`) and passes a
+    :class:`~consumers.columns.ScalarPoints` down the chain; per-point Python
+    work happens only for points that are rejected.
+    """
     e = checked.event
     if not isinstance(e, ScalarBatch):
         return
-    n = len(e.name_idx)
-    if not (len(e.steps) == len(e.times_ms) == len(e.values) == n):
-        raise InvalidEvent("malformed_batch", f"point arrays differ in length: name_idx {n}, steps {len(e.steps)}, "
-                                              f"times_ms {len(e.times_ms)}, values {len(e.values)}")
+    columns = scalar_columns(e)
+    n = len(columns.values)
     if len(e.descriptions) != len(e.names):
         raise InvalidEvent("malformed_batch", f"{len(e.names)} names but {len(e.descriptions)} descriptions")
     if len(e.text_pos) != len(e.text_values):
         raise InvalidEvent("malformed_batch", f"{len(e.text_pos)} text positions but {len(e.text_values)} texts")
     if e.text_pos and (min(e.text_pos) < 0 or max(e.text_pos) >= n or len(set(e.text_pos)) != len(e.text_pos)):
         raise InvalidEvent("malformed_batch", "a text position is out of range or repeated")
+    n_names = len(e.names)
+    idx = columns.name_idx
+    out_of_range = (idx < 0) | (idx >= n_names)
+    if out_of_range.any():
+        for point in np.flatnonzero(out_of_range).tolist():
+            checked.reject(point, InvalidEvent("bad_name_index", f"name index {int(idx[point])} with {n_names} names"))
     bad_names: dict[int, InvalidEvent] = {}
     for i, name in enumerate(e.names):
         error = _metric_name_error(name, limits)
         if error is not None:
             bad_names[i] = error
-    n_names = len(e.names)
-    for point, idx in enumerate(e.name_idx):
-        if not 0 <= idx < n_names:
-            checked.reject(point, InvalidEvent("bad_name_index", f"name index {idx} with {n_names} names"))
-        elif idx in bad_names:
-            checked.reject(point, bad_names[idx])
+    if bad_names:
+        for point in np.flatnonzero(np.isin(idx, list(bad_names)) & ~out_of_range).tolist():
+            checked.reject(point, bad_names[int(idx[point])])
     for pos, text in zip(e.text_pos, e.text_values):
         if len(text) > limits.max_string_value_length:
             checked.reject(pos, InvalidEvent(
                 "value_too_long",
                 f"a string value of {len(text)} characters (limit {limits.max_string_value_length})"))
+    checked.event = points_of(e, columns)
 
 
 def _column_error(column: Column, limits: RunLimits) -> InvalidEvent | None:

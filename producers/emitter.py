@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -42,6 +43,7 @@ from typing import Any, Callable, Iterable, Literal
 from schemas.codec import encode
 from schemas.errors import EncodeError
 from schemas.limits import RunLimits
+from schemas.packing import split_planes
 from schemas.records import Event, Heartbeat, LogBatch, LogLine, ScalarBatch
 
 from . import lifecycle
@@ -822,76 +824,120 @@ class Emitter:
             st.heartbeat = False
 
 
+_PACKED_POINT_BYTES = 28
+"""Wire bytes of one packed point: int32 name index, int64 step, float64 time, float64 value."""
+
+_NAMES_TABLE_BYTES = 64 * 1024
+"""A run's whole names table goes in every batch up to this size; past it, only the names a batch uses."""
+
+
 def _scalar_batches(seg: _Segment, limits: RunLimits, emitter: Emitter) -> Iterable[dict[str, Any]]:
-    """ScalarBatch fields for one segment, split so every message stays under MAX_MESSAGE_BYTES."""
+    """Packed ScalarBatch fields for one segment, split so every message stays under MAX_MESSAGE_BYTES.
+
+    The common case touches no point in Python: each column is one
+    ``array.tobytes`` (the buffer layout is the wire layout), steps and times
+    byte-stream split (:mod:`schemas.packing`), and the names table is the
+    run's. Only a run whose names and descriptions are too large to repeat
+    in every message (far past the name limit) pays a per-point remap.
+    """
     st = seg.st
-    idx = seg.idx.tolist()
-    n = len(idx)
-    names_all = st.name_list
-    descs_all = st.desc_list
-    used = sorted(set(idx))
-    if len(used) == len(names_all) or used[-1] == len(used) - 1:
-        names = names_all[: used[-1] + 1]
-        descs = descs_all[: used[-1] + 1]
-        name_idx = idx
+    n = len(seg.idx)
+    # Read without the lock: a name being added may be in one list and not yet the other. Every
+    # point of this (swapped-out) segment names an index both lists had when it was logged.
+    names_all = list(st.name_list)
+    descs_all = list(st.desc_list)
+    del names_all[len(descs_all):], descs_all[len(names_all):]
+    counts = _count_rows(st, seg.idx, n, limits)
+    idx = seg.idx
+    if (sum(map(len, names_all)) + sum(map(len, descs_all))) * 4 <= _NAMES_TABLE_BYTES:
+        names = names_all
+        descs = descs_all
     else:
+        used = sorted(counts)
         remap = {old: new for new, old in enumerate(used)}
         names = [names_all[i] for i in used]
         descs = [descs_all[i] for i in used]
-        name_idx = list(map(remap.__getitem__, idx))
-    _count_rows(st, idx, n, limits)
-    steps = seg.steps.tolist()
-    times_ms = list(map(int, map((1000.0).__mul__, seg.times)))
-    values = seg.values.tolist()
+        idx = array("i", map(remap.__getitem__, idx))
     texts = seg.texts or []
-    if not texts and n * 32 + sum(map(len, names)) * 2 <= MAX_MESSAGE_BYTES:
+    names_cost = (sum(map(len, names)) + sum(map(len, descs))) * 4 + len(names) * 16
+    if not texts and n * _PACKED_POINT_BYTES + names_cost <= MAX_MESSAGE_BYTES:
         yield {
-            "names": names, "descriptions": descs, "name_idx": name_idx, "steps": steps,
-            "times_ms": times_ms, "values": values, "text_pos": [], "text_values": [],
+            "names": names, "descriptions": descs, "text_pos": [], "text_values": [],
+            "packed_name_idx": idx.tobytes(), "packed_steps": split_planes(seg.steps.tobytes(), 8),
+            "packed_times": split_planes(seg.times.tobytes(), 8),
+            "packed_values": seg.values.tobytes(),
         }
         return
-    # Rare: long strings (up to 255 chars, 4 bytes each in UTF-8) may push a batch over the limit.
+    # Rare: a batch larger than a message (batch_points raised), or long strings (up to 255
+    # characters, 4 bytes each in UTF-8) pushing one over the limit.
     start = 0
     t = 0
     while start < n:
-        budget = MAX_MESSAGE_BYTES - sum(map(len, names)) * 8
+        budget = MAX_MESSAGE_BYTES - names_cost
         end = start
         pos: list[int] = []
         vals: list[str] = []
         while end < n and budget > 0:
-            cost = 32
             if t < len(texts) and texts[t][0] == end:
-                cost += 4 * len(texts[t][1]) + 8
+                cost = _PACKED_POINT_BYTES + 4 * len(texts[t][1]) + 8
                 if end > start and cost > budget:
                     break
                 pos.append(end - start)
                 vals.append(texts[t][1])
                 t += 1
-            budget -= cost
-            end += 1
+                budget -= cost
+                end += 1
+            else:
+                # Up to the next text point (or the budget) at once.
+                stop = texts[t][0] if t < len(texts) else n
+                take = max(1, min(stop - end, budget // _PACKED_POINT_BYTES))
+                budget -= take * _PACKED_POINT_BYTES
+                end += take
         yield {
-            "names": names, "descriptions": descs, "name_idx": name_idx[start:end], "steps": steps[start:end],
-            "times_ms": times_ms[start:end], "values": values[start:end], "text_pos": pos, "text_values": vals,
+            "names": names, "descriptions": descs, "text_pos": pos, "text_values": vals,
+            "packed_name_idx": idx[start:end].tobytes(),
+            "packed_steps": split_planes(seg.steps[start:end].tobytes(), 8),
+            "packed_times": split_planes(seg.times[start:end].tobytes(), 8),
+            "packed_values": seg.values[start:end].tobytes(),
         }
         start = end
 
 
-def _count_rows(st: RunState, idx: list[int], n: int, limits: RunLimits) -> None:
-    """Warn once per name when this process has logged more rows than the per-name limit."""
-    limit = limits.max_rows_per_metric
-    counts = st.scalar_rows
-    counts.update(idx)  # C-speed counting, on the emitter thread
+def _count_rows(st: RunState, idx: array[int], n: int, limits: RunLimits) -> Counter[int]:
+    """This segment's points per name index; warns once per name past the per-name row limit.
+
+    Counted without a Python object per point while the run has at most 256
+    names (always, within the name limit): the low byte of each little-endian
+    int32 index, then one C-speed ``bytes.count`` per name.
+    """
+    names = len(st.name_list)
+    if names <= 256 and sys.byteorder == "little":
+        low = idx.tobytes()[::4]
+        counts: Counter[int] = Counter()
+        for i in range(names):
+            c = low.count(_BYTE[i])
+            if c:
+                counts[i] = c
+    else:
+        counts = Counter(idx)
+    total = st.scalar_rows
+    total.update(counts)
     st.scalar_total += n
+    limit = limits.max_rows_per_metric
     if st.scalar_total <= limit:
-        return  # no name can be over the limit yet
-    for i, count in counts.items():
+        return counts  # no name can be over the limit yet
+    for i in counts:
         key = f"rows:{i}"
-        if count > limit and key not in st.warned:
+        if total[i] > limit and key not in st.warned:
             st.warned.add(key)
             _log.warning(
                 "run %s: metric %r has more than %d rows; the ingest side keeps the first %d",
                 st.run_id, st.name_list[i], limit, limit,
             )
+    return counts
+
+
+_BYTE = tuple(bytes((i,)) for i in range(256))
 
 
 def _lines_size(lines: list[LogLine]) -> int:

@@ -82,6 +82,10 @@ def _build_registry(schema_dir: Path) -> tuple[dict[type[Event], WriterSchema], 
 
 _CURRENT, _BY_FINGERPRINT = _build_registry(SCHEMA_DIR)
 _FIELDS = {record: tuple(f["name"] for f in _CURRENT[record].parsed["fields"]) for record in EVENT_TYPES}
+# fastavro fills a missing ``bytes`` field with its JSON default as a str; the Avro spec maps its code points
+# (0-255) to bytes. These fields get that conversion when an older writer's bytes are read.
+_BYTES_DEFAULTS = {record: tuple(f["name"] for f in _CURRENT[record].parsed["fields"]
+                                 if f["type"] == "bytes" and "default" in f) for record in EVENT_TYPES}
 
 
 def writer_schemas() -> list[WriterSchema]:
@@ -105,6 +109,10 @@ def _to_datum(record: Event) -> dict[str, Any]:
 
 
 def _from_datum(record: type[Event], datum: dict[str, Any]) -> Event:
+    for name in _BYTES_DEFAULTS[record]:
+        value = datum[name]
+        if isinstance(value, str):
+            datum[name] = value.encode("latin-1")
     if "columns" in datum:
         datum["columns"] = [Column(**c) for c in datum["columns"]]
     elif record is LogBatch:

@@ -12,8 +12,12 @@ ClickHouse collapses duplicates.
 
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
+
+from .packing import join_planes
 
 __all__ = [
     "RUN_STATUSES",
@@ -142,22 +146,63 @@ class PropertiesSet(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScalarBatch(Event):
-    """Columnar ``run.log`` points: point ``i`` is ``names[name_idx[i]]`` at ``steps[i]``."""
+    """Columnar ``run.log`` points: point ``i`` is ``names[name_idx[i]]`` at ``steps[i]``.
+
+    Two layouts of the same points (schema version 2 carries both):
+
+    * **packed** (what the SDK writes): ``packed_name_idx`` (int32),
+      ``packed_steps`` (int64), ``packed_times`` (float64 epoch seconds) and
+      ``packed_values`` (float64), little-endian arrays, one item per point,
+      steps and times byte-stream split (:mod:`schemas.packing`); written
+      and read without a Python object per point. The list fields are empty.
+    * **lists** (version 1 writers): ``name_idx``, ``steps``, ``times_ms`` and
+      ``values``; the packed fields are empty.
+
+    :meth:`point_columns` reads either layout as plain lists (tools and tests;
+    ingest reads the packed bytes with numpy).
+    """
 
     names: list[str]
     descriptions: list[str]
-    name_idx: list[int]
-    steps: list[int]
-    times_ms: list[int]
-    values: list[float]
+    name_idx: list[int] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    times_ms: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
     text_pos: list[int] = field(default_factory=list)
     text_values: list[str] = field(default_factory=list)
+    packed_name_idx: bytes = b""
+    packed_steps: bytes = b""
+    packed_times: bytes = b""
+    packed_values: bytes = b""
 
     SCHEMA_NAME: ClassVar[str] = "runstream.events.ScalarBatch"
     EVENT_TYPE: ClassVar[str] = "scalars"
 
+    @property
+    def packed(self) -> bool:
+        """True when the points travel in the packed fields."""
+        return bool(self.packed_name_idx or self.packed_steps or self.packed_times or self.packed_values)
+
     def __len__(self) -> int:
-        return len(self.name_idx)
+        return len(self.packed_values) // 8 if self.packed else len(self.name_idx)
+
+    def point_columns(self) -> tuple[list[int], list[int], list[int], list[float]]:
+        """``(name_idx, steps, times_ms, values)`` as lists, from either layout.
+
+        Packed times become milliseconds as ingest computes them (``int(seconds * 1000)``).
+        ``ValueError`` when packed bytes are not whole items.
+        """
+        if not self.packed:
+            return list(self.name_idx), list(self.steps), list(self.times_ms), list(self.values)
+        idx, steps, times, values = array("i"), array("q"), array("d"), array("d")
+        idx.frombytes(self.packed_name_idx)
+        steps.frombytes(join_planes(self.packed_steps, 8))
+        times.frombytes(join_planes(self.packed_times, 8))
+        values.frombytes(self.packed_values)
+        if sys.byteorder != "little":  # pragma: no cover - every platform we run on is little-endian
+            for column in (idx, steps, times, values):
+                column.byteswap()
+        return idx.tolist(), steps.tolist(), [int(t * 1000.0) for t in times], values.tolist()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ __all__ = [
     "QueryRunner",
     "Store",
     "TABLES",
+    "CLUSTER_KEYS",
     "LOGICAL_TYPES",
     "check_database_name",
     "check_batch",
@@ -40,7 +41,9 @@ class EventSink(Protocol):
         """Insert one columnar batch into ``table`` (a :data:`TABLES` key), all or nothing.
 
         ``columns`` maps column names (a subset of the table's, in any order;
-        missing ones get their defaults) to equal-length value lists. Raises
+        missing ones get their defaults) to equal-length columns: lists (or any
+        sequence), numpy arrays for numeric types, or
+        :class:`~store.columns.DictColumn` for ``String``. Raises
         ``ValueError`` for a malformed batch (unknown table or column, ragged
         columns) before anything is sent, and :class:`~store.errors.StoreError`
         when the server refuses or cannot be reached (``retriable`` says whether
@@ -141,6 +144,17 @@ choice): ``String``, ``Int64``, ``UInt64``, ``UInt32``, ``Int32``, ``UInt8``,
 ``Float64`` and ``Array`` of those. ``String`` columns take ``str`` or ``bytes``.
 ``metric_scalars`` also has ``time`` (``DateTime64(3)``, ``DateTime`` on 18.16),
 computed by the server from ``time_ms`` and never inserted.
+"""
+
+CLUSTER_KEYS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "metric_scalars": ("experiment", "name", "run_id"),
+})
+"""Per table, the leading ``String`` columns of its sorting key (``schemas/clickhouse/``).
+
+Writers group a batch's rows by them, keeping the order within a group
+(:func:`store.blocks.cluster_order`): rows that arrive in step order then reach
+the server sorted by the whole key, and it skips its own sort. Only tables
+whose rows come by the hundred thousand are listed.
 """
 
 LOGICAL_TYPES = frozenset({S, I64, U64, U32, I32, U8, F64, f"Array({S})", f"Array({F64})", f"Array({U8})"})

@@ -48,9 +48,8 @@ from schemas.errors import ConfigurationError
 
 from . import migrations
 from ._results import parse_rows
-from .base import TABLES, check_batch, check_database_name
+from .base import CLUSTER_KEYS, TABLES, check_batch, check_database_name
 from .errors import StoreBusy, StoreError, sink_error
-from .native import encode_block
 from .rowbinary import encode_rows
 from .sql import for_chdb
 
@@ -135,6 +134,7 @@ class ChdbStore:
         self._conn: Any = None
         self._lock_fd: int | None = None
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
+        self._writer: Any = None  # a store.blocks.BlockWriter, made by the first Native insert (it imports numpy)
         global _open_store
         with _process_lock:
             if _open_store is not None:
@@ -293,22 +293,27 @@ class ChdbStore:
         if rows == 0:
             return
         sql, types = self._insert_for(table, names)
-        try:
-            values = [columns[c] for c in names]
-            if self._insert_format == "Native":
-                payload = encode_block(names, types, values)
-            else:
-                payload = encode_rows(types, values)
-        except (TypeError, ValueError, OverflowError, KeyError) as exc:
-            raise sink_error(f"{table}: a value does not fit its column type: {exc}", retriable=False) from exc
-        with self._mutex:
+        values = [columns[c] for c in names]
+        with self._mutex:  # the block writer's buffer is reused: one insert at a time
+            try:
+                if self._insert_format == "Native":
+                    from .blocks import BlockWriter, cluster_order
+
+                    if self._writer is None:
+                        self._writer = BlockWriter()
+                    payload: bytes | memoryview = self._writer.encode(
+                        names, types, values, order=cluster_order(columns, CLUSTER_KEYS.get(table, ())))
+                else:
+                    payload = encode_rows(types, values)
+            except (TypeError, ValueError, OverflowError, KeyError) as exc:
+                raise sink_error(f"{table}: a value does not fit its column type: {exc}", retriable=False) from exc
             conn = self._live()
             try:
                 inserter = conn.send_insert(sql, self._insert_format)
             except Exception as exc:
                 raise _error(f"insert into {table}", exc) from exc
             try:
-                view = memoryview(payload)
+                view = memoryview(payload).cast("B")
                 for start in range(0, len(view), _INSERT_CHUNK):
                     inserter.append(view[start : start + _INSERT_CHUNK])
                 inserter.finish()

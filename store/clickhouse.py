@@ -8,9 +8,23 @@ A sharded, replicated ClickHouse is one URL too:
 replicated tables and ``Distributed`` tables over them (:mod:`store.cluster`),
 and inserts wait until every shard has its rows (``insert_distributed_sync``).
 ``alt_hosts`` are tried in turn when the server in use cannot be reached.
-Inserts are columnar (``INSERT INTO db.t (c1, ...) VALUES`` + column lists);
-queries are ours, rewritten from ``{name:Type}`` to the driver's ``%(name)s``
+Queries are ours, rewritten from ``{name:Type}`` to the driver's ``%(name)s``
 so the driver escapes every value (18.16 has no server-side parameters).
+
+Inserts are ``Native`` blocks built by :mod:`store.blocks` (numpy arrays and
+dictionary-coded strings written straight into one reusable buffer, rows
+grouped by :data:`~store.base.CLUSTER_KEYS` so the server gets them in
+sorting-key order) and sent as the Data packet of an ``INSERT`` on
+clickhouse-driver's own connection: the same socket, TLS and credentials as
+every query, no second port. The native protocol's block *is* the Native
+format (plus one flag byte per column on servers newer than revision 54454,
+written when the connection says so). Measured on 18.16 with 100,000-row
+``metric_scalars`` batches: 0.04 µs of client CPU a point to send, against
+1.3 for the driver's own columnar insert (its per-value String encoding) and
+the same with its numpy mode. Two cases keep the driver's encoding: a
+compressed connection (``compression=lz4``...), and a server whose table
+types differ from the logical ones (``LowCardinality`` on modern servers),
+seen in the sample block the server sends before the data.
 
 Errors become :class:`~store.errors.StoreError` (a ``SinkError``),
 chained with ``from``. ``retriable`` is True when the server could not be
@@ -37,7 +51,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from schemas.errors import ConfigurationError
 
 from . import migrations
-from .base import check_batch, check_database_name
+from .base import CLUSTER_KEYS, TABLES, check_batch, check_database_name
 from .cluster import check_cluster_name
 from .errors import StoreError, sink_error
 from .sql import for_driver
@@ -256,6 +270,57 @@ def _map_error(what: str, where: str, exc: BaseException) -> StoreError:
     return sink_error(message)
 
 
+_DRIVER_INSERT_API = ("disconnect_on_error", "receive_sample_block", "receive_profile_events",
+                      "receive_end_of_insert_query", "send_data")
+"""What the block insert uses of ``clickhouse_driver.Client`` (0.2.x; the dependency is pinned below 0.3)."""
+
+
+def _as_list(values: Sequence[Any]) -> list[Any]:
+    plain: list[Any] = values.tolist() if hasattr(values, "tolist") else list(values)
+    return plain
+
+
+def _insert_block(client: Any, writer: Any, sql: str, names: Sequence[str], types: Sequence[str],
+                  values: Sequence[Sequence[Any]], order: Any, *, settings: Mapping[str, Any] | None = None) -> None:
+    """``INSERT`` one block on the driver's connection: our Native bytes as its Data packet.
+
+    Raises what the driver raises (the connection is dropped on any error, so
+    the server abandons the half-sent insert) and what the block encoder
+    raises for a value its column cannot hold.
+    """
+    from clickhouse_driver import defines
+    from clickhouse_driver.block import BlockInfo, ColumnOrientedBlock
+    from clickhouse_driver.protocol import ClientPacketTypes
+    from clickhouse_driver.varint import write_varint
+    from clickhouse_driver.writer import write_binary_str
+
+    with client.disconnect_on_error(sql, settings):  # the query's settings (Distributed: synchronous inserts)
+        conn = client.connection
+        conn.send_query(sql)
+        conn.send_external_tables(None)
+        sample = client.receive_sample_block()
+        physical = tuple(t for _, t in sample.columns_with_types) if sample is not None else ()
+        if conn.compression or physical != tuple(types):
+            client.send_data(sample, [_as_list(v) for v in values], columnar=True)
+        else:
+            revision = conn.server_info.used_revision
+            body = writer.encode(
+                names, types, values, order=order,
+                serialization_flags=revision >= defines.DBMS_MIN_REVISION_WITH_CUSTOM_SERIALIZATION)
+            out = conn.fout
+            write_varint(ClientPacketTypes.DATA, out)
+            if revision >= defines.DBMS_MIN_REVISION_WITH_TEMPORARY_TABLES:
+                write_binary_str("", out)  # the table name: none for the data of the query itself
+            if revision >= defines.DBMS_MIN_REVISION_WITH_BLOCK_INFO:
+                BlockInfo().write(out)
+            out.flush()
+            conn.socket.sendall(body)  # megabytes at once, not through the driver's 1 MiB write buffer
+            client.receive_profile_events()
+            conn.send_data(ColumnOrientedBlock())  # an empty block ends the data
+            client.receive_profile_events()
+        client.receive_end_of_insert_query()
+
+
 class ClickHouseStore:
     """A ClickHouse server (18.16 or modern) as a :class:`~store.base.Store`.
 
@@ -277,6 +342,8 @@ class ClickHouseStore:
         # inserts would queue on the receiving server's disk and be lost with it.
         self._insert_options: dict[str, Any] = (
             {} if settings.cluster is None else {"settings": {"insert_distributed_sync": 1}})
+        self._blocks = all(hasattr(self._client, name) for name in _DRIVER_INSERT_API)
+        self._writer: Any = None  # a store.blocks.BlockWriter, made by the first insert (it imports numpy)
 
     @classmethod
     def from_url(cls, url: str, *, retention_days: int | None = None) -> ClickHouseStore:
@@ -326,7 +393,7 @@ class ClickHouseStore:
                         self.settings.cluster, exc)
 
     def write(self, table: str, columns: Mapping[str, Sequence[Any]]) -> None:
-        """Insert one columnar batch. See ``EventSink.write``."""
+        """Insert one columnar batch as one Native block (see the module docstring). See ``EventSink.write``."""
         names, rows = check_batch(table, columns)
         if rows == 0:
             return
@@ -335,8 +402,22 @@ class ClickHouseStore:
         if sql is None:  # names come from TABLES (checked), never from the caller's data
             sql = f"INSERT INTO `{self.settings.database}`.`{table}` ({', '.join(names)}) VALUES"
             self._inserts[key] = sql
-        self._execute(f"insert into {table}", sql, [columns[c] for c in names], columnar=True,
-                      **self._insert_options)
+        values = [columns[c] for c in names]
+        if not self._blocks:  # a client without the driver's insert internals (a test double)
+            self._execute(f"insert into {table}", sql, [_as_list(v) for v in values], columnar=True,
+                          **self._insert_options)
+            return
+        from .blocks import BlockWriter, cluster_order
+
+        with self._mutex:
+            try:
+                if self._writer is None:
+                    self._writer = BlockWriter()
+                order = cluster_order(columns, CLUSTER_KEYS.get(table, ()))
+                _insert_block(self._client, self._writer, sql, names, [TABLES[table][c] for c in names], values,
+                              order, settings=self._insert_options.get("settings"))
+            except Exception as exc:
+                raise _map_error(f"insert into {table}", self.settings.describe(), exc) from exc
 
     def migrate(self) -> list[int]:
         """Create the database and apply missing migrations; returns the versions applied now."""

@@ -65,12 +65,16 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
                        "missed_goals", "render_markdown", "format_value"]),
     ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on"]),
     ("bench.child", ["Child", "ChildFailed", "run_child", "ready_then_wait", "emit", "REPO"]),
-    ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram"]),
+    ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter",
+                   "stage_costs", "BEFORE_US_PER_POINT"]),
+    ("bench.server_cpu", ["CpuSnapshot", "snapshot", "tagged_query", "queries_cpu_s", "wait_for_merges",
+                          "QUERY_TAG"]),
+    ("bench.storage", ["measure"]),
     ("bench.cluster", ["ClusterStack", "measure"]),
     ("bench.queries", ["measure", "leaderboard_sql", "curve_sql", "LOAD_SQL", "RUNS", "METRICS", "STEPS"]),
     ("bench.profiling", ["top_entries", "profile_ingest", "cpu_table"]),
     ("bench.machine", ["describe", "load_snapshot", "busy_processes"]),
-    ("bench.codec", ["measure", "scalar_batches"]),
+    ("bench.codec", ["measure", "sdk_buffers", "scalar_batches"]),
     ("bench.first_assignment", ["measure", "first_assignment_at"]),
     ("bench.sdk", ["measure"]),
     ("bench.peers", ["measure"]),
@@ -83,6 +87,41 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
 ])
 def test_exports_are_pinned(module: str, names: list[str]) -> None:
     assert sorted(importlib.import_module(module).__all__) == sorted(names)
+
+
+def test_parse_counter_reads_one_labelled_sample() -> None:
+    from bench.e2e import parse_counter
+
+    text = ('# TYPE runstream_points_written_total counter\n'
+            'runstream_points_written_total{table="metric_names"} 5.0\n'
+            'runstream_points_written_total{table="metric_scalars"} 1.2e+06\n')
+    assert parse_counter(text, "runstream_points_written_total", {"table": "metric_scalars"}) == 1_200_000
+    assert parse_counter(text, "runstream_points_written_total", {"table": "runs"}) == 0
+
+
+def test_stage_costs_are_medians_per_point() -> None:
+    from bench.e2e import stage_costs
+
+    def trial(scale: float) -> dict:
+        return {"points": 1_000_000, "producer_log_thread_cpu_s": [0.2 * scale, 0.3 * scale],
+                "cpu_s": {"producers_background": 0.1 * scale, "kafka": 0.2, "ingest": 0.3},
+                "clickhouse_split_s": {"inserts": 0.1, "merges": 0.2, "queries": 0.05}}
+
+    costs = stage_costs([trial(1), trial(2), trial(3)])
+    assert round(costs["SDK: `run.log` calls (the training thread)"], 6) == 1.0
+    assert round(costs["ClickHouse: merges"], 6) == 0.2 and len(costs) == 7
+
+
+def test_server_cpu_snapshot_reads_this_process() -> None:
+    import os
+
+    from bench.server_cpu import snapshot
+
+    first = snapshot(os.getpid())
+    sum(i * i for i in range(200_000))
+    spent = snapshot(os.getpid()) - first
+    assert spent.total_s >= 0 and spent.merges_s == 0
+    assert snapshot(None).total_s != snapshot(None).total_s  # NaN when there is no process
 
 
 def test_codec_batches_hold_every_point() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from array import array
 
 import schemas
 from consumers.message import RawMessage
@@ -23,6 +24,7 @@ from schemas import (
     TableLogged,
     TagsSet,
 )
+from schemas.packing import split_planes
 
 T0 = 1_764_300_000_000
 _seq = itertools.count(1)
@@ -35,8 +37,8 @@ def env(run_id: str = "run_1", *, seq: int | None = None, writer_id: str = "w1",
 
 
 def scalars(run_id: str = "run_1", names: list[str] | None = None, points: int = 3, *, text: dict[int, str] | None = None,
-            start_step: int = 0, **kw) -> ScalarBatch:
-    """``points`` points per name, interleaved: name i, step s."""
+            start_step: int = 0, packed: bool = False, **kw) -> ScalarBatch:
+    """``points`` points per name, interleaved: name i, step s; ``packed`` for the SDK's (version 2) layout."""
     names = names or ["loss"]
     name_idx, steps, times, values = [], [], [], []
     for s in range(points):
@@ -48,6 +50,13 @@ def scalars(run_id: str = "run_1", names: list[str] | None = None, points: int =
     text = text or {}
     for pos in text:
         values[pos] = math.nan
+    if packed:
+        return ScalarBatch(**env(run_id, **kw), names=list(names), descriptions=[""] * len(names),
+                           packed_name_idx=array("i", name_idx).tobytes(),
+                           packed_steps=split_planes(array("q", steps).tobytes(), 8),
+                           packed_times=split_planes(array("d", [t / 1000 for t in times]).tobytes(), 8),
+                           packed_values=array("d", values).tobytes(), text_pos=list(text),
+                           text_values=list(text.values()))
     return ScalarBatch(**env(run_id, **kw), names=list(names), descriptions=[""] * len(names), name_idx=name_idx,
                        steps=steps, times_ms=times, values=values, text_pos=list(text), text_values=list(text.values()))
 

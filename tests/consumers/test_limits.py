@@ -22,7 +22,8 @@ def test_first_50_names_kept_later_rejected_item_by_item():
     # 48 names known; a batch with 2 known + 4 new names: 2 new fit, 2 rejected
     checked, new = apply(limiter, f.scalars(names=["m0", "m1", "n0", "n1", "n2", "n3"], points=3))
     assert [n.name for n in new] == ["n0", "n1"]
-    rejected_names = {checked.event.names[checked.event.name_idx[i]] for i in checked.rejected}
+    name_idx = checked.event.point_columns()[0]
+    rejected_names = {checked.event.names[name_idx[i]] for i in checked.rejected}
     assert rejected_names == {"n2", "n3"}
     assert all(r.reason == "too_many_metric_names" for r in checked.rejected.values())
     assert len(checked.rejected) == 6
@@ -76,7 +77,8 @@ def test_counters_rebuilt_from_the_store_once_per_run():
     limiter = RunLimiter(RunLimits(), loader)
     checked, new = apply(limiter, f.scalars("run_1", names=["m0", "new"], points=2))
     assert new == []
-    assert {checked.event.names[checked.event.name_idx[i]] for i in checked.rejected} == {"new"}
+    name_idx = checked.event.point_columns()[0]
+    assert {checked.event.names[name_idx[i]] for i in checked.rejected} == {"new"}
     apply(limiter, f.scalars("run_1"))
     apply(limiter, f.scalars("run_2"))
     assert loader.calls == [[("exp", "run_1")], [("exp", "run_2")]]

@@ -1,5 +1,9 @@
 import math
 
+import numpy as np
+
+from store.columns import DictColumn
+
 from consumers.limits import NewName
 from consumers.rows import TABLE_COLUMNS, WRITE_ORDER, RowBuffer, group_rejections
 from consumers.validate import Rejection
@@ -90,3 +94,43 @@ def test_columns_match_the_store_schema():
     for table, columns in TABLE_COLUMNS.items():
         assert table in TABLES, table
         assert set(columns) == set(TABLES[table]), table
+
+
+def _scalar_rows(*events_and_rejections):
+    buffer = RowBuffer()
+    for event, rejected in events_and_rejections:
+        buffer.add(event, rejected, [])
+    return rows_of(tables(buffer)["metric_scalars"])
+
+
+def test_packed_and_list_batches_give_the_same_rows():
+    reject = {2: Rejection("x", "", 2)}
+    lists = _scalar_rows((f.scalars(names=["loss", "cat"], points=3, text={1: "red"}, seq=5), reject))
+    packed = _scalar_rows((f.scalars(names=["loss", "cat"], points=3, text={1: "red"}, seq=5, packed=True), reject))
+    assert repr(packed) == repr(lists)  # NaN at the text point
+    assert [r["idx"] for r in packed] == [0, 1, 3, 4, 5]
+    assert [(r["is_text"], r["text"]) for r in packed][:2] == [(0, ""), (1, "red")]
+
+
+def test_a_batch_mixing_both_versions_keeps_every_row_in_message_order():
+    rows = _scalar_rows((f.scalars("r1", names=["a"], points=2, seq=1), {}),
+                        (f.scalars("r2", names=["b", "a"], points=1, seq=2, packed=True, writer_id="w2"), {}),
+                        (f.scalars("r1", names=["a"], points=1, seq=3, start_step=2, experiment="other"), {}))
+    assert [(r["experiment"], r["run_id"], r["name"], r["step"], r["writer_id"], r["seq"], r["idx"]) for r in rows] == [
+        ("exp", "r1", "a", 0, "w1", 1, 0), ("exp", "r1", "a", 1, "w1", 1, 1),
+        ("exp", "r2", "b", 0, "w2", 2, 0), ("exp", "r2", "a", 0, "w2", 2, 1),
+        ("other", "r1", "a", 2, "w1", 3, 0)]
+    assert all(r["created_ms"] == f.T0 and r["time_ms"] >= f.T0 for r in rows)
+
+
+def test_message_ranges_slice_the_scalar_columns():
+    buffer = RowBuffer()
+    for owner, event in enumerate([f.scalars("r1", points=2), f.scalars("r2", points=3, packed=True)]):
+        buffer.owner = owner
+        buffer.add(event, {}, [])
+    cols = tables(buffer)["metric_scalars"]
+    assert isinstance(cols["name"], DictColumn) and isinstance(cols["step"], np.ndarray)
+    ranges = buffer.owner_ranges("metric_scalars")
+    assert ranges == [(0, 0, 2), (1, 2, 5)]
+    part = {c: v[2:5] for c, v in cols.items()}
+    assert {r["run_id"] for r in rows_of(part)} == {"r2"} and len(rows_of(part)) == 3

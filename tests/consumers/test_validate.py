@@ -1,13 +1,16 @@
 import math
+from array import array
 from dataclasses import replace
 
 import pytest
 
+from consumers.columns import ScalarPoints
 from consumers.errors import InvalidEvent
 from consumers.validate import REASONS, WHOLE_EVENT, validate
 from schemas import Column, LogLine, RunLimits, ScalarBatch
 
 from . import factory as f
+from schemas.packing import split_planes
 
 LIMITS = RunLimits()
 
@@ -23,7 +26,14 @@ def test_valid_events_pass_untouched():
     for event in [f.started(), f.status(), f.heartbeat(), f.tags(), f.properties(), f.scalars(), f.list_logged(),
                   f.row(x=1, y="a"), f.table(), f.image(), f.chunk(), f.logs()]:
         checked = validate(event, LIMITS)
-        assert checked.event == event
+        if isinstance(event, ScalarBatch):
+            # Scalars come out as the same points in arrays (ScalarPoints), whatever the layout in.
+            assert isinstance(checked.event, ScalarPoints)
+            assert checked.event.point_columns() == event.point_columns()
+            assert (checked.event.run_id, checked.event.seq, checked.event.names) == (event.run_id, event.seq,
+                                                                                       event.names)
+        else:
+            assert checked.event == event
         assert checked.rejected == {}
 
 
@@ -46,16 +56,46 @@ def test_structurally_inconsistent_scalar_batch_is_rejected_whole(change):
     assert reason_of(replace(f.scalars(points=3), **change)) == "malformed_batch"
 
 
-def test_bad_name_index_rejects_only_that_point():
-    event = f.scalars(names=["a", "b"], points=2)
-    event = replace(event, name_idx=[0, 1, 7, 1])
+@pytest.mark.parametrize("change", [
+    dict(packed_steps=b"\x00" * 8),                        # unequal packed columns
+    dict(packed_values=b"\x00" * 23),                      # not whole float64s
+    dict(packed_times=split_planes(array("d", [1.0, math.nan, 2.0]).tobytes(), 8)),  # not an epoch time
+    dict(values=[1.0, 2.0, 3.0]),                           # points in both layouts
+    dict(descriptions=[]),
+    dict(text_pos=[99], text_values=["x"]),
+])
+def test_structurally_inconsistent_packed_batch_is_rejected_whole(change):
+    assert reason_of(replace(f.scalars(points=3, packed=True), **change)) == "malformed_batch"
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["lists", "packed"])
+def test_bad_name_index_rejects_only_that_point(packed):
+    event = f.scalars(names=["a", "b"], points=2, packed=packed)
+    if packed:
+        event = replace(event, packed_name_idx=array("i", [0, 1, 7, -1]).tobytes())
+    else:
+        event = replace(event, name_idx=[0, 1, 7, -1])
     checked = validate(event, LIMITS)
-    assert set(checked.rejected) == {2}
-    assert checked.rejected[2].reason == "bad_name_index"
+    assert set(checked.rejected) == {2, 3}
+    assert checked.rejected[2].reason == checked.rejected[3].reason == "bad_name_index"
 
 
-def test_long_name_and_long_text_reject_their_points_only():
-    event = f.scalars(names=["ok", "n" * 256], points=2, text={0: "t" * 256})
+@pytest.mark.parametrize("packed", [False, True], ids=["lists", "packed"])
+def test_nan_and_infinities_are_kept(packed):
+    event = f.scalars(points=3, packed=packed)
+    values = [math.nan, math.inf, -math.inf]
+    if packed:
+        event = replace(event, packed_values=array("d", values).tobytes())
+    else:
+        event = replace(event, values=values)
+    checked = validate(event, LIMITS)
+    assert checked.rejected == {}
+    assert repr(checked.event.point_columns()[3]) == repr(values)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["lists", "packed"])
+def test_long_name_and_long_text_reject_their_points_only(packed):
+    event = f.scalars(names=["ok", "n" * 256], points=2, text={0: "t" * 256}, packed=packed)
     checked = validate(event, LIMITS)
     # point 0 = ok@0 (long text), 1 = long@0, 2 = ok@1, 3 = long@1
     assert {i: r.reason for i, r in checked.rejected.items()} == {

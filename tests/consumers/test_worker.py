@@ -131,13 +131,15 @@ def test_hostile_bytes_are_dead_lettered_and_good_events_land():
     assert all(r["run_id"] == "r" for r in rejected)
 
 
-@pytest.mark.parametrize("change", [
-    dict(steps=[0]), dict(text_pos=[9], text_values=["x"]), dict(name_idx=[0, 5, 0]),
+@pytest.mark.parametrize("packed, change", [
+    (False, dict(steps=[0])), (False, dict(text_pos=[9], text_values=["x"])), (False, dict(name_idx=[0, 5, 0])),
+    (True, dict(packed_steps=b"\x01" * 8)), (True, dict(packed_values=b"\x01" * 5)),
+    (True, dict(packed_name_idx=b"\x05\x00\x00\x00" * 3)),
 ])
-def test_inconsistent_scalar_batches_never_stop_the_worker(change):
+def test_inconsistent_scalar_batches_never_stop_the_worker(packed, change):
     from dataclasses import replace
 
-    bad = replace(f.scalars("r", points=3), **change)
+    bad = replace(f.scalars("r", points=3, packed=packed), **change)
     msgs = [f.message(bad), f.message(f.scalars("r", names=["ok"]))]
     worker, clock, _ = make(msgs)
     pump(worker, clock)
@@ -445,3 +447,19 @@ def test_a_long_backoff_keeps_the_source_alive_and_notices_a_rebalance_within_a_
     assert waits and max(waits) <= 0.5  # a 2 s backoff is waited in 0.5 s slices, idle() between them
     assert idles[-1] - idles[1] <= 5.0  # announced at the 2nd idle: the batch went within the 5 s budget
     assert worker.buffered_rows == 0  # dropped for the rebalance, read again by the next owner
+
+
+def test_a_topic_holding_both_scalar_versions_ingests_every_point_once():
+    # A sweep upgraded half way: version-1 (lists) and version-2 (packed) batches of the same runs.
+    msgs = [f.message(f.scalars("r1", names=["loss", "acc"], points=3, seq=1)),
+            f.message(f.scalars("r1", names=["loss", "acc"], points=3, seq=2, start_step=3, packed=True)),
+            f.message(f.scalars("r2", names=["loss"], points=2, seq=3, packed=True, writer_id="w2")),
+            f.message(f.scalars("r2", names=["loss"], points=2, seq=4, start_step=2, writer_id="w2"))]
+    worker, clock, _ = make(msgs)  # re-deliveries: tests/integration/test_ingest_mixed_versions.py
+    pump(worker, clock)
+    rows = worker.sink.rows("metric_scalars")
+    keys = {(r["run_id"], r["name"], r["step"], r["writer_id"], r["seq"], r["idx"]) for r in rows}
+    assert len(rows) == len(keys) == 16
+    assert {(r, n, s) for r, n, s, *_ in keys} == (
+        {("r1", n, s) for n in ("loss", "acc") for s in range(6)} | {("r2", "loss", s) for s in range(4)})
+    assert worker.dead_letters.letters == []

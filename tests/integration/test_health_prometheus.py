@@ -152,7 +152,7 @@ def topic_contents(bootstrap: str, topic: str) -> tuple[int, Counter[str], int, 
             continue
         events[event.EVENT_TYPE] += 1
         if isinstance(event, ScalarBatch):
-            points += len(event.values)
+            points += len(event)
     return total, events, points, undecodable
 
 

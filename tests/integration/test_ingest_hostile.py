@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from array import array
 from dataclasses import replace
 
 from clickhouse_driver import Client
@@ -12,6 +13,7 @@ from schemas.kafka_client import kafka
 from consumers.testing import create_topic, produce, wait_until
 from runstream.testing import IngestProcess
 from schemas import ScalarBatch
+from schemas.packing import split_planes
 
 
 def _good(seq: int) -> bytes:
@@ -24,6 +26,11 @@ def _hostile() -> list[tuple[str, bytes]]:
     good = _good(999)
     base = ScalarBatch(writer_id="w_bad", seq=1, run_id="run_h", experiment="hostile", created_ms=1, names=["x"],
                        descriptions=[""], name_idx=[0, 0], steps=[1, 2], times_ms=[1, 2], values=[1.0, 2.0])
+    packed = replace(base, name_idx=[], steps=[], times_ms=[], values=[],
+                     packed_name_idx=array("i", [0, 0]).tobytes(),
+                     packed_steps=split_planes(array("q", [1, 2]).tobytes(), 8),
+                     packed_times=split_planes(array("d", [0.001, 0.002]).tobytes(), 8),
+                     packed_values=array("d", [1.0, 2.0]).tobytes())
     return [
         ("empty", b""),
         ("random", os.urandom(256)),
@@ -33,6 +40,11 @@ def _hostile() -> list[tuple[str, bytes]]:
         ("unequal arrays", schemas.encode(replace(base, seq=2, steps=[1]))),
         ("text_pos out of range", schemas.encode(replace(base, seq=3, text_pos=[5], text_values=["t"]))),
         ("name_idx out of range", schemas.encode(replace(base, seq=4, name_idx=[0, 9]))),
+        ("packed, ragged columns", schemas.encode(replace(packed, seq=5, packed_steps=packed.packed_steps[:8]))),
+        ("packed, not whole items", schemas.encode(replace(packed, seq=6, packed_values=b"\x00" * 15))),
+        ("packed, time not finite", schemas.encode(replace(packed, seq=7, packed_times=split_planes(
+            array("d", [1.0, float("nan")]).tobytes(), 8)))),
+        ("packed and lists at once", schemas.encode(replace(packed, seq=8, values=[1.0, 2.0]))),
     ]
 
 

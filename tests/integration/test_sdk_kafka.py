@@ -89,7 +89,8 @@ def check_exactly_once_in_order(messages: list[tuple[int, int, bytes, Any]]) -> 
 
 
 def scalar_values(events: list[Any], name: str) -> list[float]:
-    return [v for b in events if isinstance(b, ScalarBatch) for i, v in zip(b.name_idx, b.values) if b.names[i] == name]
+    return [v for b in events if isinstance(b, ScalarBatch) for i, _, _, v in zip(*b.point_columns())
+            if b.names[i] == name]
 
 
 def test_per_run_order_and_exactly_once(kafka_bootstrap: str, unique_name: str, tmp_path: Path) -> None:
@@ -158,7 +159,7 @@ def test_threads_and_fork_with_a_real_broker(kafka_bootstrap: str, unique_name: 
     counts: Counter[tuple[str, str]] = Counter()
     for b in events:
         if isinstance(b, ScalarBatch):
-            counts.update((b.writer_id, b.names[i]) for i in b.name_idx)
+            counts.update((b.writer_id, b.names[i]) for i in b.point_columns()[0])
     child_writers = {w for w, _ in counts} - {parent_writer}
     assert len(child_writers) == 1
     child = child_writers.pop()

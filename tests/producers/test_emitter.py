@@ -30,7 +30,8 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
 def scalar_points(transport: InMemoryTransport) -> list[tuple[str, str, int, float]]:
     out = []
     for b in transport.events(ScalarBatch):
-        out.extend((b.run_id, b.names[i], s, v) for i, s, v in zip(b.name_idx, b.steps, b.values))
+        name_idx, steps, _, values = b.point_columns()
+        out.extend((b.run_id, b.names[i], s, v) for i, s, v in zip(name_idx, steps, values))
     return out
 
 
@@ -80,7 +81,69 @@ def test_long_strings_are_split_under_the_message_limit(ws: Workspace, transport
     batches = transport.events(ScalarBatch)
     assert len(batches) > 1 and max(len(m.value) for m in transport.messages) <= MAX_MESSAGE_BYTES + 4096
     texts = [t for b in batches for t in b.text_values]
-    assert len(texts) == 4000 and [s for b in batches for s in b.steps] == list(range(4000))
+    assert len(texts) == 4000 and [s for b in batches for s in b.point_columns()[1]] == list(range(4000))
+
+
+def test_scalar_batches_are_packed_columns(ws: Workspace, transport: InMemoryTransport) -> None:
+    run = Experiment(ws, "e").start_logging()
+    for i in range(10):
+        run.log("a" if i % 2 else "b", float(i))
+    run.log("c", float("nan"))
+    ws.flush()
+    (batch,) = transport.events(ScalarBatch)
+    assert batch.packed and batch.name_idx == batch.steps == batch.times_ms == batch.values == []
+    assert len(batch.packed_name_idx) == 4 * 11 and len(batch.packed_values) == 8 * 11
+    name_idx, steps, times, values = batch.point_columns()
+    assert [batch.names[i] for i in name_idx] == ["b", "a"] * 5 + ["c"]
+    assert steps == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 0] and values[:10] == [float(i) for i in range(10)]
+    assert len(times) == 11 and times == sorted(times)
+
+
+def test_a_batch_larger_than_a_message_is_split_in_order(tmp_path: Path) -> None:
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False, batch_points=50_000)
+    run = Experiment(ws, "e").start_logging()
+    for i in range(60_000):
+        run.log("x", float(i))
+    ws.flush()
+    batches = transport.events(ScalarBatch)
+    assert len(batches) >= 3 and max(len(m.value) for m in transport.messages) <= MAX_MESSAGE_BYTES + 4096
+    assert [v for b in batches for v in b.point_columns()[3]] == [float(i) for i in range(60_000)]
+    ws.close()
+
+
+def test_a_run_with_an_oversized_names_table_sends_only_the_names_a_batch_uses(tmp_path: Path) -> None:
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False)
+    run = Experiment(ws, "e").start_logging()
+    names = [f"{i:03d}" + "n" * 250 for i in range(300)]  # past the name limit (warned), 75,000 characters
+    for name in names:
+        run.log(name, 1.0)
+    ws.flush()
+    for name in (names[7], names[299], names[7]):
+        run.log(name, 2.0)
+    ws.flush()
+    last = transport.events(ScalarBatch)[-1]
+    assert last.names == [names[7], names[299]]
+    assert [last.names[i] for i in last.point_columns()[0]] == [names[7], names[299], names[7]]
+    ws.close()
+
+
+def test_rows_past_the_per_name_limit_are_warned_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from schemas import RunLimits
+
+    transport = InMemoryTransport()
+    ws = Workspace(home=tmp_path, transport=transport, install_signal_handlers=False,
+                   limits=RunLimits(max_rows_per_metric=5))
+    run = Experiment(ws, "e").start_logging()
+    for i in range(12):
+        run.log("a" if i < 6 else "b", 1.0)
+        if i % 4 == 3:
+            ws.flush()
+    ws.flush()
+    warned = [r.getMessage() for r in caplog.records if "more than 5 rows" in r.getMessage()]
+    assert len(warned) == 2 and "'a'" in warned[0] and "'b'" in warned[1]
+    ws.close()
 
 
 def test_transport_failures_are_retried_in_order(ws: Workspace, transport: InMemoryTransport) -> None:
@@ -259,7 +322,7 @@ def test_fork_child_gets_its_own_writer_and_no_parent_points(tmp_path: Path) -> 
     by_writer: dict[str, list] = {parent_writer: [], child_writer: []}
     for e in events:
         if isinstance(e, ScalarBatch):
-            by_writer[e.writer_id].extend(e.names[i] for i in e.name_idx)
+            by_writer[e.writer_id].extend(e.names[i] for i in e.point_columns()[0])
     assert Counter(by_writer[parent_writer]) == {"before_fork": 100, "after_fork": 10}
     assert Counter(by_writer[child_writer]) == {"in_child": 50}
     child_seqs = [e.seq for e in events if e.writer_id == child_writer]

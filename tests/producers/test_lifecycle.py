@@ -33,7 +33,7 @@ def spool_events(tmp_path: Path) -> list:
 
 
 def names(events: list) -> Counter:
-    return Counter(b.names[i] for b in events if isinstance(b, ScalarBatch) for i in b.name_idx)
+    return Counter(b.names[i] for b in events if isinstance(b, ScalarBatch) for i in b.point_columns()[0])
 
 
 def test_exit_delivers_what_is_buffered(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_sigterm_flushes_then_terminates(tmp_path: Path) -> None:
     events = spool_events(tmp_path)
     counted = names(events)
     assert counted["x"] == 500 and counted["tail"] > 0
-    tail_steps = [s for b in events if isinstance(b, ScalarBatch) for i, s in zip(b.name_idx, b.steps)
+    tail_steps = [s for b in events if isinstance(b, ScalarBatch) for i, s in zip(*b.point_columns()[:2])
                   if b.names[i] == "tail"]
     assert tail_steps == list(range(len(tail_steps)))  # a prefix, in order, nothing missing in between
 

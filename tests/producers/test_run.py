@@ -41,7 +41,8 @@ def points(transport: InMemoryTransport, run_id: str) -> list[tuple[str, int, fl
     out = []
     for batch in transport.events(ScalarBatch, run_id=run_id):
         texts = dict(zip(batch.text_pos, batch.text_values))
-        for i, (n, step, value) in enumerate(zip(batch.name_idx, batch.steps, batch.values)):
+        name_idx, steps, _, values = batch.point_columns()
+        for i, (n, step, value) in enumerate(zip(name_idx, steps, values)):
             out.append((batch.names[n], step, texts.get(i, value)))
     return out
 
@@ -85,7 +86,7 @@ def test_log_builds_series_with_per_name_step_counters(ws: Workspace, transport:
     assert [p for p in got if p[0] == "acc"] == [("acc", 0, 0.0), ("acc", 1, 0.1), ("acc", 2, 0.2), ("acc", 3, 7.0)]
     batch = transport.events(ScalarBatch)[-1]
     assert batch.descriptions[batch.names.index("acc")] == "accuracy"
-    assert all(t == 1_700_000_000_000 for b in transport.events(ScalarBatch) for t in b.times_ms)
+    assert all(t == 1_700_000_000_000 for b in transport.events(ScalarBatch) for t in b.point_columns()[2])
 
 
 def test_log_keeps_nan_infinities_strings_and_numpy(ws: Workspace, transport: InMemoryTransport, run: Run) -> None:
@@ -525,7 +526,7 @@ def test_an_ended_run_takes_data_but_its_lifecycle_is_closed(exp: Experiment, tr
     assert ws.flush(5)
     assert [e.tags for e in transport.events(TagsSet, run_id=run.id)] == [{"best": None}]
     assert [e.path for e in transport.events(FileChunk, run_id=run.id)] == ["outputs/f"]
-    assert sum(len(b.values) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
+    assert sum(len(b.point_columns()[3]) for b in transport.events(ScalarBatch, run_id=run.id)) == 3
     statuses = [e.status for e in transport.events(RunStatusChanged, run_id=run.id)]
     assert statuses == ["Completed"]  # the status stays
     for call in (run.complete, run.fail, run.cancel, lambda: run.child_run(),
@@ -581,7 +582,8 @@ def test_per_run_order_of_all_events(ws: Workspace, transport: InMemoryTransport
     seqs = [e.seq for e in transport.events(run_id=run.id)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     batches = transport.events(ScalarBatch, run_id=run.id)
-    assert [b.values for b in batches] == [[1.0, 2.0], [3.0]] and [b.steps for b in batches] == [[0, 1], [2]]
+    assert [b.point_columns()[3] for b in batches] == [[1.0, 2.0], [3.0]]
+    assert [b.point_columns()[1] for b in batches] == [[0, 1], [2]]
 
 
 def test_log_lines_are_batched(ws: Workspace, transport: InMemoryTransport, run: Run) -> None:

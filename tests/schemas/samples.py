@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 from schemas import (
     Column,
@@ -20,6 +21,7 @@ from schemas import (
     TableLogged,
     TagsSet,
 )
+from schemas.packing import split_planes
 
 ENVELOPE = dict(writer_id="0123456789abcdef", seq=7, run_id="run_1", experiment="mnist-sweep", created_ms=1_764_300_000_000)
 
@@ -33,6 +35,14 @@ SAMPLES = [
     ScalarBatch(**ENVELOPE, names=["loss", "Category"], descriptions=["training loss", ""],
                 name_idx=[0, 0, 0, 1], steps=[0, 1, 2, 0], times_ms=[1, 2, 3, 4],
                 values=[math.inf, -math.inf, 0.25, math.nan], text_pos=[3], text_values=["Red"]),
+    # The same points as the SDK writes them (schema version 2, packed columns).
+    ScalarBatch(**ENVELOPE, names=["loss", "Category"], descriptions=["training loss", ""],
+                packed_name_idx=array("i", [0, 0, 0, 1]).tobytes(),
+                packed_steps=split_planes(array("q", [0, 1, 2, 0]).tobytes(), 8),
+                packed_times=split_planes(array("d", [0.001, 0.002, 0.003, 0.004]).tobytes(), 8),
+                packed_values=array("d", [math.inf, -math.inf, 0.25, math.nan]).tobytes(),
+                text_pos=[3],
+                text_values=["Red"]),
     ListLogged(**ENVELOPE, name="accuracies", description="", values=Column("accuracies", [0.5, 0.75, math.nan], [2], ["n/a"])),
     RowLogged(**ENVELOPE, name="xy", description="", columns=[Column("x", [1.0]), Column("y", [2.5])]),
     TableLogged(**ENVELOPE, name="confusion", description="cm",

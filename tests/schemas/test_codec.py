@@ -6,6 +6,7 @@ from schemas import EVENT_TYPES, MARKER, DecodeError, EncodeError, ScalarBatch, 
 from schemas.codec import SCHEMA_DIR, writer_schemas
 
 from .samples import ENVELOPE, SAMPLES
+from schemas.packing import split_planes
 
 
 def _same(a, b):
@@ -37,6 +38,28 @@ def test_nan_and_infinities_are_kept_bit_exact():
     assert math.isinf(back.values[0]) and back.values[0] > 0
     assert math.isinf(back.values[1]) and back.values[1] < 0
     assert math.isnan(back.values[3])
+
+
+def test_packed_scalars_round_trip_bit_exact_and_read_as_lists():
+    lists, packed = [s for s in SAMPLES if isinstance(s, ScalarBatch)]
+    back = decode(encode(packed))
+    assert back.packed and back.packed_values == packed.packed_values and back.packed_times == packed.packed_times
+    assert back.name_idx == back.steps == back.times_ms == back.values == []
+    assert len(back) == len(lists) == 4
+    assert repr(back.point_columns()) == repr(lists.point_columns())
+
+
+def test_packed_scalars_cost_28_bytes_a_point_and_no_python_object_each():
+    from array import array
+
+    n = 16_384
+    batch = ScalarBatch(**ENVELOPE, names=["loss", "acc"], descriptions=["", ""],
+                        packed_name_idx=array("i", [i % 2 for i in range(n)]).tobytes(),
+                        packed_steps=split_planes(array("q", range(n)).tobytes(), 8),
+                        packed_times=split_planes(array("d", [1_764_300_000 + i / 1000 for i in range(n)]).tobytes(),
+                                                  8),
+                        packed_values=array("d", [i / 3 for i in range(n)]).tobytes())
+    assert 28 <= len(encode(batch)) / n < 28.1
 
 
 def test_fingerprint_header_names_the_writer_schema():

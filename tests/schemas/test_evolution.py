@@ -11,7 +11,7 @@ import json
 import fastavro
 import pytest
 
-from schemas import EVENT_TYPES, decode, encode
+from schemas import EVENT_TYPES, ScalarBatch, decode, encode
 from schemas.codec import MARKER, SCHEMA_DIR, fingerprint_of, writer_schemas
 
 from .samples import SAMPLES
@@ -79,3 +79,39 @@ def test_every_history_file_is_registered_with_the_decoder():
     registered = {w.fingerprint for w in writer_schemas()}
     for path in HISTORY:
         assert fingerprint_of(json.loads(path.read_text())) in registered
+
+
+def _v(n: int) -> dict:
+    return json.loads((SCHEMA_DIR / "history" / "ScalarBatch" / f"v{n}.avsc").read_text())
+
+
+def test_scalar_batch_v1_list_bytes_read_as_the_same_points_by_the_current_reader():
+    lists = next(s for s in SAMPLES if isinstance(s, ScalarBatch) and not s.packed)
+    v1 = _v(1)
+    out = io.BytesIO()
+    out.write(MARKER + fingerprint_of(v1))
+    fastavro.schemaless_writer(out, fastavro.parse_schema(v1), _datum_for(v1, lists))
+    back = decode(out.getvalue())
+    assert not back.packed and back.packed_values == b""
+    assert repr(back.point_columns()) == repr(lists.point_columns())
+
+
+def test_scalar_batch_v2_packed_bytes_resolve_under_the_v1_reader():
+    # An old worker's reader schema resolves a packed batch (its list fields are present, empty); an old
+    # worker never gets that far, though: the v2 fingerprint is unknown to it, so it dead-letters the
+    # message (unknown_fingerprint) instead of reading an empty batch.
+    packed = next(s for s in SAMPLES if isinstance(s, ScalarBatch) and s.packed)
+    body = encode(packed)[10:]
+    datum = fastavro.schemaless_reader(io.BytesIO(body), fastavro.parse_schema(_v(2)), fastavro.parse_schema(_v(1)))
+    assert datum["name_idx"] == [] and datum["names"] == packed.names and "packed_values" not in datum
+
+
+def test_scalar_batch_v2_only_adds_defaulted_fields_to_v1():
+    v1, v2 = _v(1), _v(2)
+    fields1 = {f["name"]: f for f in v1["fields"]}
+    fields2 = {f["name"]: f for f in v2["fields"]}
+    assert list(fields2)[: len(fields1)] == list(fields1)
+    for name, field in fields1.items():
+        assert fields2[name]["type"] == field["type"], name
+    for name in set(fields2) - set(fields1):
+        assert "default" in fields2[name], name

@@ -59,7 +59,7 @@ def test_in_memory_sink_is_an_event_sink():
 
 
 EXPECTED = {
-    "store.base": ["EventSink", "QueryRunner", "Store", "TABLES", "LOGICAL_TYPES", "check_database_name",
+    "store.base": ["EventSink", "QueryRunner", "Store", "TABLES", "CLUSTER_KEYS", "LOGICAL_TYPES", "check_database_name",
                    "check_batch"],
     "store.chdb": ["ChdbStore", "ENGINE_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"],
     "store.native": ["encode_block", "COLUMN_ENCODERS"],

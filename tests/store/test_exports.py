@@ -12,6 +12,8 @@ EXPECTED = {
               "IMAGE_REF_PREFIX"],
     "store.cluster": ["LOCAL_SUFFIX", "SHARDING_KEY", "EVERY_SERVER_TABLES", "check_cluster_name",
                       "cluster_statements"],
+    "store.blocks": ["BlockWriter", "cluster_order", "NUMPY_DTYPES"],
+    "store.columns": ["DictColumn"],
     "store.errors": ["StoreError", "StoreBusy", "OwnerUnavailable", "RunNotFound", "FileNotFound", "NotVisible",
                      "sink_error"],
     "store.curves": ["X_AXES", "MAX_WIDTH", "MAX_RUNS", "QUERIES", "Curves", "scalar_curves", "list_curve",
