@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+from schemas import secrets
+from schemas.secrets import (
+    ReadableSecretWarning,
+    Secret,
+    SecretError,
+    read_secret_file,
+    redact,
+    redact_url,
+    secret_from_env,
+)
+
+
+def test_secret_never_prints_its_value() -> None:
+    secret = Secret("hunter2")
+    assert "hunter2" not in repr(secret) + str(secret) + f"{secret}" + repr([secret]) + repr({"p": secret})
+    assert secret.reveal() == "hunter2"
+    assert secret == Secret("hunter2") and secret != Secret("other") and bool(secret)
+    assert pickle.loads(pickle.dumps(secret)).reveal() == "hunter2"
+
+
+def _write(path: Path, text: str, mode: int) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_private_file_is_read_without_its_newline(tmp_path: Path) -> None:
+    assert read_secret_file(_write(tmp_path / "pw", "s3cret\n", 0o600)).reveal() == "s3cret"
+
+
+def test_file_readable_by_others_warns(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pw", "s3cret\n", 0o644)
+    with pytest.warns(ReadableSecretWarning, match="chmod 600"):
+        assert read_secret_file(path).reveal() == "s3cret"
+
+
+def test_empty_or_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(SecretError, match="is empty"):
+        read_secret_file(_write(tmp_path / "pw", "\n", 0o600))
+    with pytest.raises(SecretError, match="cannot read"):
+        read_secret_file(tmp_path / "missing")
+
+
+def test_secret_from_env_takes_the_value_or_the_file_never_both(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pw", "from-file", 0o600)
+    assert secret_from_env({}, "X_PASSWORD") is None
+    assert secret_from_env({"X_PASSWORD": "direct"}, "X_PASSWORD") == Secret("direct")
+    assert secret_from_env({"X_PASSWORD_FILE": str(path)}, "X_PASSWORD") == Secret("from-file")
+    with pytest.raises(SecretError, match="not both"):
+        secret_from_env({"X_PASSWORD": "a", "X_PASSWORD_FILE": str(path)}, "X_PASSWORD")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("clickhouse://u:p%40ss@h:9000/db?secure=1", "clickhouse://u:***@h:9000/db?secure=1"),
+        ("clickhouses://runstream_reader:x@127.0.0.1/runstream", "clickhouses://runstream_reader:***@127.0.0.1/runstream"),
+        ("clickhouse://u@h:9000/db", "clickhouse://u@h:9000/db"),
+        ("clickhouse://h/db", "clickhouse://h/db"),
+        ("clickhouse://u:p@[::1]:9000/db", "clickhouse://u:***@[::1]:9000/db"),
+        ("clickhouse://u:p@h:notaport/db", "clickhouse://u:***@h:notaport/db"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_redact_masks_urls_and_known_values_in_any_text() -> None:
+    text = "cannot reach clickhouse://w:topsecret@h:9440/db (password topsecret, token abc)"
+    assert redact(text, [Secret("abc"), None, ""]) == (
+        "cannot reach clickhouse://w:***@h:9440/db (password topsecret, token ***)")
+    assert redact(text, ["topsecret"]) == "cannot reach clickhouse://w:***@h:9440/db (password ***, token abc)"
+
+
+def test_exports() -> None:
+    assert secrets.__all__ == ["ReadableSecretWarning", "Secret", "SecretError", "check_private_file",
+                               "read_secret_file", "redact", "redact_url", "secret_from_env"]
