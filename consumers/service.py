@@ -120,6 +120,7 @@ class IngestService:
         self._lock: HomeLock | None = None
         self._store: Store | None = None
         self._server: QueryServer | None = None
+        self._reads: Any = None
         self.worker: Worker | None = None
         self._metrics_server: Any = None
         self._stopping = threading.Event()
@@ -191,7 +192,9 @@ class IngestService:
         if self._stopping.is_set():  # SIGTERM arrived while starting
             self.worker.stop()
         if owns_home and s.serve_queries:
-            self._server = QueryServer(StoreQueries(store), query_address(s.home),
+            # Readers get a read-only connection of their own: ingest never waits for them.
+            self._reads = store.open_reader(time_limit_s=s.reader_time_limit_s)
+            self._server = QueryServer(StoreQueries(self._reads), query_address(s.home),
                                        sync=self._sync, release=self._release, info={"role": self.role})
             self._server.start()
         metrics_note = f"; metrics on http://localhost:{s.metrics_port}/metrics" if s.metrics_port else ""
@@ -340,6 +343,9 @@ class IngestService:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         if self.worker is not None:
             self.worker.source.close()
             self.worker.dead_letters.close()

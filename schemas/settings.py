@@ -335,6 +335,9 @@ class IngestSettings(Settings):
     """Per-run limit counters kept in memory; the least recently used are dropped after a flush."""
     serve_queries: bool = True
     """Embedded mode: answer readers' queries on the home's query socket while this process owns chDB."""
+    reader_time_limit_s: float = 10.0
+    """Embedded mode: a reader's query (over the home's query socket) stops after this long. Readers use a
+    read-only connection of their own, so ingest never waits for one."""
 
     def __post_init__(self) -> None:
         Settings.__post_init__(self)
@@ -342,7 +345,7 @@ class IngestSettings(Settings):
             raise ConfigurationError(f"metrics port out of range: {self.metrics_port}")
         _positive_int(self, "flush_rows", "flush_bytes", "poll_max_records", "max_cached_runs", "session_timeout_ms")
         _positive_seconds(self, "flush_interval_s", "retry_initial_s", "retry_max_s", "shutdown_timeout_s",
-                          "rebalance_flush_timeout_s")
+                          "rebalance_flush_timeout_s", "reader_time_limit_s")
         if self.retry_max_s < self.retry_initial_s:
             raise ConfigurationError("retry_max_s must be >= retry_initial_s")
         if self.rebalance_flush_timeout_s * 1000 >= self.session_timeout_ms:

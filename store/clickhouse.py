@@ -330,10 +330,13 @@ class ClickHouseStore:
     """
 
     def __init__(self, settings: ClickHouseSettings, *, retention_days: int | None = None,
-                 client_factory: Callable[[ClickHouseSettings], Any] = _default_client) -> None:
+                 client_factory: Callable[[ClickHouseSettings], Any] = _default_client,
+                 query_settings: Mapping[str, Any] | None = None) -> None:
         _check_compression(settings)
         self.settings = settings
         self._retention_days = retention_days
+        self._client_factory = client_factory
+        self._query_settings = dict(query_settings or {})
         self._client = client_factory(settings)
         self._mutex = threading.RLock()
         self._version: str | None = None
@@ -372,7 +375,18 @@ class ClickHouseStore:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one of our queries (``{db}``, ``{name:Type}``); rows as tuples. See ``QueryRunner``."""
         text, values = for_driver(sql, self.settings.database, params)
+        if self._query_settings:
+            return list(self._execute("query", text, values, settings=self._query_settings))
         return list(self._execute("query", text, values))
+
+    def open_reader(self, *, time_limit_s: float) -> ClickHouseStore:
+        """A connection of its own for other processes' reads, so a read never waits for an insert.
+
+        Queries stop after ``time_limit_s`` (``max_execution_time``; a user whose
+        profile is read-only ignores it, and its profile's limit applies).
+        """
+        return ClickHouseStore(self.settings, client_factory=self._client_factory,
+                               query_settings={"max_execution_time": max(1, round(time_limit_s))})
 
     def execute_ddl(self, sql: str) -> None:
         """Run one DDL statement of ours (migrations only).

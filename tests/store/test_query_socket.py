@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from store.errors import OwnerUnavailable, StoreError
-from store.query_socket import QueryClient, QueryServer
+from store.query_socket import QueryClient, QueryServer, SocketLimits
 
 
 class Queries:
@@ -34,10 +34,10 @@ def test_round_trip_keeps_types():
     try:
         client = QueryClient(server.address, timeout_s=5)
         assert client.ping()["role"] == "ingest"
-        rows = client.fetch("logs", {"run": "va'lue", "names": ["a", "b"]})
+        rows = client.fetch("images", {"run": "va'lue", "names": ["a", "b"]})
         assert rows[0][:2] == ("a", 1) and math.isnan(rows[0][2]) and rows[0][3] == b"\x00\xff"
         assert rows[1][2] == math.inf and rows[0][4] == [1.5, 2.0]
-        assert queries.calls[-1] == ("logs", {"run": "va'lue", "names": ["a", "b"]})
+        assert queries.calls[-1] == ("images", {"run": "va'lue", "names": ["a", "b"]})
         with pytest.raises(StoreError, match="bad query"):
             client.fetch("logs", {"run": "boom"})
         assert server.last_request is not None
@@ -60,8 +60,10 @@ def test_only_named_read_queries_are_served():
         client = QueryClient(server.address, timeout_s=5)
         with pytest.raises(StoreError, match="unknown read query"):
             client.fetch("DROP TABLE runstream.runs", {})
-        with pytest.raises(StoreError, match="unknown op"):
+        with pytest.raises(StoreError, match="SQL text is not accepted"):
             client._call({"op": "query", "sql": "SELECT 1"})
+        with pytest.raises(StoreError, match="unknown op"):
+            client._call({"op": "query"})
         assert queries.calls == []
     finally:
         server.stop()
@@ -83,3 +85,61 @@ def test_sync_and_release_reach_the_owner():
         assert not client.sync(1.0) and not client.release()
     finally:
         plain.stop()
+
+
+class FakeTime:
+    """A clock that a read query advances by its duration; sleeps advance it too."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+def test_reads_are_paced_to_their_share_of_the_owners_time():
+    fake = FakeTime()
+
+    class SlowQueries:
+        def fetch(self, name, params):
+            fake.now += 1.0  # every read takes a second
+            return []
+
+    server = serve(SlowQueries(), limits=SocketLimits(reader_share=0.25, reader_burst_s=2.0),
+                   clock=lambda: fake.now, sleep=fake.sleep)
+    try:
+        client = QueryClient(server.address, timeout_s=5)
+        for _ in range(5):
+            client.fetch("file_names", {"run": "r"})
+    finally:
+        server.stop()
+    # 2 s of burst cover two reads; the third finds 0 s of credit, the fourth -1 s: 1 / 0.25 = 4 s of wait.
+    assert fake.sleeps == [4.0, 4.0]
+    assert fake.now == 5.0 + 8.0
+
+
+def test_limits_are_checked():
+    for bad in ({"max_clients": 0}, {"reader_share": 0}, {"reader_share": 1.5}, {"request_timeout_s": 0},
+                {"reader_burst_s": -1}):
+        with pytest.raises(ValueError):
+            SocketLimits(**bad)
+
+
+def test_encoded_results_are_parsed_by_the_reader():
+    """An owner that can hand over chDB's own output sends it as it is; the reader parses it."""
+
+    class EncodedQueries(Queries):
+        def fetch_encoded(self, name, params):
+            self.calls.append((name, params))
+            return b'["name","value"]\n["String","Float64"]\n["loss","nan"]\n["acc",0.5]\n'
+
+    queries = EncodedQueries()
+    server = serve(queries)
+    try:
+        rows = QueryClient(server.address, timeout_s=5).fetch("file_names", {"run": "r"})
+    finally:
+        server.stop()
+    assert rows[0][0] == "loss" and math.isnan(rows[0][1]) and rows[1] == ("acc", 0.5)
+    assert queries.calls == [("file_names", {"run": "r"})]
