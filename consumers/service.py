@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from schemas.backoff import Backoff
 from schemas.errors import ConfigurationError
+from schemas.kafka_client import login
 from schemas.settings import IngestSettings
 from store import HomeLock, QueryClient, QueryServer, Store, StoreError, StoreQueries, open_store, query_address
 
@@ -75,7 +76,7 @@ def _in_background(action: Callable[[], T]) -> Callable[[], T]:
 
 def _open_store(settings: IngestSettings) -> Store:
     try:
-        store = open_store(settings.clickhouse, settings.home)
+        store = open_store(settings.clickhouse, settings.home, password=settings.clickhouse_password)
     except (StoreError, ConfigurationError):
         raise
     except Exception as exc:  # the adapter should wrap its errors; never let one escape unexplained
@@ -161,16 +162,22 @@ class IngestService:
         try:
             if s.kafka is not None:
                 bootstrap = s.kafka
-                created = self._until_up(
-                    lambda: ensure_topics(bootstrap, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions}),
-                    f"Kafka at {bootstrap}", retry=True)
+                options = s.kafka_client_options()
+
+                def topics() -> list[str]:
+                    # TLS and SASL first, with one clear error (AccessDenied: never waited for) when refused.
+                    if not login(options):
+                        raise SourceError(f"no Kafka broker of {bootstrap} answered")
+                    return ensure_topics(options, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions})
+
+                created = self._until_up(topics, f"Kafka at {bootstrap}", retry=True)
                 if created:
                     self._progress(f"created topic(s) {', '.join(created)} with {s.topic_partitions} partitions")
-                source = KafkaSource(bootstrap=s.kafka, topic=s.topic, group=s.group,
+                source = KafkaSource(options=options, topic=s.topic, group=s.group,
                                      on_revoke=lambda: worker_box[0].on_revoke(),
                                      session_timeout_ms=s.session_timeout_ms,
                                      client_id=f"runstream-ingest-{os.getpid()}")
-                dead_letters = KafkaDeadLetters(s.kafka, s.dlq_topic)
+                dead_letters = KafkaDeadLetters(options, s.dlq_topic)
                 origin = f"Kafka {s.kafka} topic {s.topic} (group {s.group})"
             else:
                 source = SpoolSource(s.spool_dir, s.ingest_state_dir)
@@ -238,8 +245,8 @@ class IngestService:
             try:
                 return action()
             except (StoreError, SourceError, DeadLetterError) as exc:
-                if not retry or self._stopping.is_set():
-                    raise
+                if not retry or not exc.retriable or self._stopping.is_set():
+                    raise  # e.g. a wrong ClickHouse password or an untrusted certificate: waiting cannot help
                 delay = backoff.next_delay()
                 if backoff.failures == 1 or backoff.failures % 10 == 0:
                     self._progress(f"{what} is not available yet ({exc}); retrying (backoff up to "

@@ -26,6 +26,7 @@ from typing import Any
 from consumers.service import ON_DEMAND_ROLE, HomeBusy, IngestService, Interrupted
 from schemas.errors import ConfigurationError, PipelineError
 from schemas.limits import RunLimits
+from schemas.secrets import has_password, redact_logs
 from schemas.settings import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, IngestSettings
 
 __all__ = ["register", "build_settings"]
@@ -96,6 +97,9 @@ def register(subparsers: Any) -> None:
 
 def build_settings(args: argparse.Namespace, env: dict[str, str]) -> IngestSettings:
     """The worker's settings from the flags, the environment and the defaults."""
+    if args.clickhouse and has_password(args.clickhouse):
+        raise ConfigurationError("--clickhouse must not hold a password (anyone on this machine can read a "
+                                 "command line): set RUNSTREAM_CLICKHOUSE_PASSWORD or RUNSTREAM_CLICKHOUSE_PASSWORD_FILE")
     values: dict[str, Any] = {
         "kafka": args.kafka, "clickhouse": args.clickhouse, "home": args.home, "topic": args.topic,
         "group": args.group, "dlq_topic": args.dlq_topic, "topic_partitions": args.topic_partitions,
@@ -151,6 +155,7 @@ def _ingest(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         _say(str(exc))
         return 2
+    redact_logs(settings.secret_values())
     role = ON_DEMAND_ROLE if args.on_demand else "ingest"
     service = IngestService(settings, progress=lambda m: log.info("%s", m), role=role)
 

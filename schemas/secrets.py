@@ -11,10 +11,13 @@
 - :func:`redact_url` drops the password from ``scheme://user:password@host/...``;
   :func:`redact` replaces known secret values anywhere in a text (exception
   messages from client libraries may quote what they were given).
+- :class:`RedactingFilter` does that to every log record; an entry point puts it
+  on its log handlers once it knows its passwords (:func:`redact_logs`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import stat
@@ -26,12 +29,15 @@ from urllib.parse import urlsplit, urlunsplit
 from .errors import PipelineError
 
 __all__ = [
+    "RedactingFilter",
     "ReadableSecretWarning",
     "Secret",
     "SecretError",
     "check_private_file",
+    "has_password",
     "read_secret_file",
     "redact",
+    "redact_logs",
     "redact_url",
     "secret_from_env",
 ]
@@ -140,3 +146,40 @@ def redact(text: str, secrets: Iterable[Secret | str | None] = ()) -> str:
         if value:
             text = text.replace(value, MASK)
     return text
+
+
+def has_password(url: str) -> bool:
+    """True when ``url`` carries a password (``scheme://user:password@host``)."""
+    try:
+        return bool(urlsplit(url).password)
+    except ValueError:
+        return False
+
+
+class RedactingFilter(logging.Filter):
+    """Masks URL passwords and the given secrets in every record it sees (message and arguments, formatted)."""
+
+    def __init__(self, secrets: Iterable[Secret | str | None] = ()) -> None:
+        super().__init__()
+        self._secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message, self._secrets)
+        if record.exc_info and record.exc_info[1] is not None:
+            text = logging.Formatter().formatException(record.exc_info)
+            if redact(text, self._secrets) != text:  # a traceback quoting a password: keep only its text
+                cleaned = f"{cleaned}\n{redact(text, self._secrets)}"
+                record.exc_info = None
+                record.exc_text = None
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def redact_logs(secrets: Iterable[Secret | str | None] = (), *, logger: logging.Logger | None = None) -> None:
+    """Put a :class:`RedactingFilter` for ``secrets`` on every handler of ``logger`` (the root logger)."""
+    target = logger if logger is not None else logging.getLogger()
+    redactor = RedactingFilter(secrets)
+    for handler in target.handlers:
+        handler.addFilter(redactor)

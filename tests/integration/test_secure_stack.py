@@ -21,7 +21,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.errors import GroupAuthorizationFailedError, KafkaTimeoutError, TopicAuthorizationFailedError
 
-from producers.kafka_login import AuthenticationFailed, CertificateUntrusted, TlsHandshakeFailed, check_login
+from schemas.kafka_login import AuthenticationFailed, CertificateUntrusted, TlsHandshakeFailed, check_kafka_login
 from stack import ClickHouseInstance, KafkaInstance
 
 PRODUCER, INGEST, EXPORTER = "runstream-producer", "runstream-ingest", "runstream-exporter"
@@ -75,7 +75,7 @@ def test_wrong_password_is_one_clear_error_at_once(secure_kafka: KafkaInstance) 
     options = {**secure_kafka.client_options(PRODUCER), "sasl_plain_password": "not-the-password"}
     started = time.monotonic()
     with pytest.raises(AuthenticationFailed, match="invalid credentials") as caught:
-        check_login(options.pop("bootstrap_servers"), options)
+        check_kafka_login(options.pop("bootstrap_servers"), options)
     assert time.monotonic() - started < 5
     assert not caught.value.retriable and "not-the-password" not in str(caught.value)
 
@@ -84,14 +84,14 @@ def test_untrusted_certificate_is_one_clear_error_at_once(secure_kafka: KafkaIns
     options = {**secure_kafka.client_options(PRODUCER), "ssl_cafile": _other_ca(tmp_path)}
     started = time.monotonic()
     with pytest.raises(CertificateUntrusted, match="does not trust") as caught:
-        check_login(options.pop("bootstrap_servers"), options)
+        check_kafka_login(options.pop("bootstrap_servers"), options)
     assert time.monotonic() - started < 5 and not caught.value.retriable
 
 
 def test_right_password_logs_in(secure_kafka: KafkaInstance) -> None:
     for principal in (PRODUCER, INGEST, EXPORTER):
         options = secure_kafka.client_options(principal)
-        check_login(options.pop("bootstrap_servers"), options)
+        check_kafka_login(options.pop("bootstrap_servers"), options)
 
 
 def test_no_plaintext_on_the_secure_listener(secure_kafka: KafkaInstance) -> None:
@@ -103,7 +103,7 @@ def test_no_plaintext_on_the_secure_listener(secure_kafka: KafkaInstance) -> Non
     options = secure_kafka.client_options(PRODUCER)
     del options["bootstrap_servers"]
     with pytest.raises(TlsHandshakeFailed, match="TLS handshake"):
-        check_login(secure_kafka.bootstrap, options)
+        check_kafka_login(secure_kafka.bootstrap, options)
 
 
 def test_producer_writes_events_and_nothing_else(secure_kafka: KafkaInstance, topics: tuple[str, str, str]) -> None:

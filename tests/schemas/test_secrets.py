@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import pytest
 from schemas import secrets
 from schemas.secrets import (
     ReadableSecretWarning,
+    has_password,
+    redact_logs,
     Secret,
     SecretError,
     read_secret_file,
@@ -79,6 +82,25 @@ def test_redact_masks_urls_and_known_values_in_any_text() -> None:
     assert redact(text, ["topsecret"]) == "cannot reach clickhouse://w:***@h:9440/db (password ***, token abc)"
 
 
+def test_redacting_filter_masks_records(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("runstream.test.redact")
+    handler = logging.Handler()
+    seen: list[str] = []
+    handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+    logger.addHandler(handler)
+    try:
+        redact_logs([Secret("hunter2")], logger=logger)
+        logger.warning("login %s to %s failed", "hunter2", "clickhouse://u:pw@h/db")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["login *** to clickhouse://u:***@h/db failed"]
+
+
+def test_has_password() -> None:
+    assert has_password("clickhouse://u:p@h/db") and not has_password("clickhouse://u@h/db")
+
+
 def test_exports() -> None:
-    assert secrets.__all__ == ["ReadableSecretWarning", "Secret", "SecretError", "check_private_file",
-                               "read_secret_file", "redact", "redact_url", "secret_from_env"]
+    assert secrets.__all__ == ["RedactingFilter", "ReadableSecretWarning", "Secret", "SecretError",
+                               "check_private_file", "has_password", "read_secret_file", "redact", "redact_logs",
+                               "redact_url", "secret_from_env"]

@@ -8,12 +8,12 @@ its bootstrap timeout ends in ``KafkaTimeoutError: Unable to bootstrap``. An
 untrusted broker certificate ends the same way. A worker that waits for Kafka
 would wait for ever, and nobody would learn that the password is wrong.
 
-:func:`check_login` does what kafka-python would do on its first connection,
+:func:`check_kafka_login` does what kafka-python would do on its first connection,
 with blocking sockets and the standard library only, and raises one clear,
-non-retriable error: :class:`CertificateUntrusted`, :class:`TlsHandshakeFailed` or
-:class:`AuthenticationFailed`.
-A broker that does not answer raises the retriable :class:`TransportError`, as
-an outage always has. It takes the same option names as kafka-python
+non-retriable error (an :class:`~schemas.errors.AccessDenied`):
+:class:`CertificateUntrusted`, :class:`TlsHandshakeFailed` or
+:class:`AuthenticationFailed`. A broker that does not answer is left to the
+caller's usual handling of an outage. It takes the same option names as kafka-python
 (``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``,
 ``sasl_plain_username``, ``sasl_plain_password``, ...), so callers pass the
 options they are about to hand to kafka-python. Passwords never appear in a
@@ -28,37 +28,33 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import socket
 import ssl
 import struct
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .errors import TransportError
+from .errors import AccessDenied
 
-__all__ = ["AuthenticationFailed", "CertificateUntrusted", "KafkaLoginError", "TlsHandshakeFailed", "check_login"]
-
-
-class KafkaLoginError(TransportError):
-    """The broker answered but refused this client: retrying cannot help."""
-
-    retriable = False
+__all__ = ["AuthenticationFailed", "CertificateUntrusted", "TlsHandshakeFailed", "check_kafka_login"]
 
 
-class CertificateUntrusted(KafkaLoginError):
+class CertificateUntrusted(AccessDenied):
     """The broker's TLS certificate is not signed by a trusted CA or names another host."""
 
 
-class TlsHandshakeFailed(KafkaLoginError):
+class TlsHandshakeFailed(AccessDenied):
     """The server did not complete a TLS handshake: most likely not a TLS listener."""
 
 
-class AuthenticationFailed(KafkaLoginError):
+class AuthenticationFailed(AccessDenied):
     """The broker refused the SASL login (wrong user or password, or a mechanism it does not offer)."""
 
 
+_log = logging.getLogger("runstream.kafka")
 _SASL_HANDSHAKE = 17
 _SASL_AUTHENTICATE = 36
 _CLIENT_ID = b"runstream-login-check"
@@ -66,30 +62,31 @@ _MAX_FRAME = 1 << 20
 _SCRAM = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
 
 
-def check_login(bootstrap: str, options: Mapping[str, Any], *, timeout_s: float = 10.0) -> None:
-    """Log in once to the first bootstrap server that answers; return when the login works.
+def check_kafka_login(bootstrap: str | Sequence[str], options: Mapping[str, Any], *,
+                      timeout_s: float = 10.0) -> bool:
+    """Log in once to the first bootstrap server that answers; True when the login works.
 
-    Does nothing for ``PLAINTEXT`` and for SASL mechanisms other than PLAIN and
-    SCRAM (those are left to kafka-python). Raises :class:`CertificateUntrusted`,
-    :class:`AuthenticationFailed`, or :class:`TransportError` (retriable) when no
-    server answers within ``timeout_s``.
+    Does nothing (True) for ``PLAINTEXT`` and for SASL mechanisms other than
+    PLAIN and SCRAM (those are left to kafka-python). Raises
+    :class:`CertificateUntrusted`, :class:`TlsHandshakeFailed` or
+    :class:`AuthenticationFailed`; returns False when no server answers within
+    ``timeout_s`` (an outage: the caller's usual waiting applies).
     """
     protocol = str(options.get("security_protocol", "PLAINTEXT")).upper()
     if protocol not in ("SSL", "SASL_SSL", "SASL_PLAINTEXT"):
-        return
+        return True
     mechanism = str(options.get("sasl_mechanism", "PLAIN")).upper()
     sasl = protocol.startswith("SASL")
     if sasl and mechanism not in _SCRAM and mechanism != "PLAIN":
-        return
+        return True
     context = _ssl_context(options) if protocol in ("SSL", "SASL_SSL") else None
     deadline = time.monotonic() + timeout_s
-    failures = []
     for host, port in _servers(bootstrap):
         try:
             with _connect(host, port, context, deadline, options) as sock:
                 if sasl:
                     _sasl_login(sock, mechanism, options, deadline)
-            return
+            return True
         except ssl.SSLCertVerificationError as exc:
             cafile = options.get("ssl_cafile") or "the system's default CAs"
             raise CertificateUntrusted(
@@ -102,17 +99,18 @@ def check_login(bootstrap: str, options: Mapping[str, Any], *, timeout_s: float 
                 f"is it a {protocol} listener?"
             ) from None
         except (OSError, _Truncated) as exc:
-            failures.append(f"{host}:{port}: {type(exc).__name__}: {exc}")
-    raise TransportError(f"no Kafka bootstrap server answered a login ({'; '.join(failures)})")
+            _log.debug("Kafka login check: %s:%s did not answer: %s: %s", host, port, type(exc).__name__, exc)
+    return False
 
 
 class _Truncated(Exception):
     """The broker closed the connection in the middle of a frame."""
 
 
-def _servers(bootstrap: str) -> list[tuple[str, int]]:
+def _servers(bootstrap: str | Sequence[str]) -> list[tuple[str, int]]:
     servers = []
-    for item in bootstrap.split(","):
+    items = bootstrap.split(",") if isinstance(bootstrap, str) else list(bootstrap)
+    for item in items:
         host, _, port = item.strip().rpartition(":")
         servers.append((host.strip("[]") or "localhost", int(port)))
     return servers
