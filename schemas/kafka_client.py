@@ -34,10 +34,13 @@ with warnings.catch_warnings():
 
 from .errors import AccessDenied
 from .kafka_login import AuthenticationFailed, check_kafka_login
+from .secrets import RedactingFilter
 
 __all__ = ["kafka", "KafkaNetClient", "NotAuthorized", "open_admin_client", "ensure_topics", "login", "refusal"]
 
 _log = logging.getLogger("runstream.kafka")
+# kafka-python's admin client logs its whole configuration, SASL password included, at DEBUG.
+logging.getLogger("kafka.admin.client").addFilter(RedactingFilter())
 
 
 class NotAuthorized(AccessDenied):

@@ -136,11 +136,16 @@ def redact_url(url: str) -> str:
 
 
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]+)@")
+_KEYED = re.compile(r"""(?P<key>['"]?\w*password\w*['"]?\s*[:=]\s*)(?P<quote>['"])(?P<value>.*?)(?P=quote)""",
+                    re.IGNORECASE)
+"""A password in a printed mapping or keyword list: ``'sasl_plain_password': '...'``, ``password="..."``."""
 
 
 def redact(text: str, secrets: Iterable[Secret | str | None] = ()) -> str:
-    """``text`` with every ``scheme://user:password@`` and every given secret value masked."""
+    """``text`` with every ``scheme://user:password@``, every quoted ``...password...: '...'`` value and
+    every given secret value masked."""
     text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", text)
+    text = _KEYED.sub(lambda m: f"{m['key']}{m['quote']}{MASK}{m['quote']}", text)
     for secret in secrets:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if value:

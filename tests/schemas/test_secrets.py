@@ -104,3 +104,17 @@ def test_exports() -> None:
     assert secrets.__all__ == ["RedactingFilter", "ReadableSecretWarning", "Secret", "SecretError",
                                "check_private_file", "has_password", "read_secret_file", "redact", "redact_logs",
                                "redact_url", "secret_from_env"]
+
+
+def test_redact_masks_passwords_in_printed_settings() -> None:
+    text = "configuration: {'sasl_plain_username': 'u', 'sasl_plain_password': 's3cret', ssl_password=\"k\"}"
+    assert redact(text) == "configuration: {'sasl_plain_username': 'u', 'sasl_plain_password': '***', ssl_password=\"***\"}"
+
+
+def test_kafka_python_admin_configuration_is_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    import schemas.kafka_client  # noqa: F401  (installs the filter)
+
+    with caplog.at_level(logging.DEBUG, logger="kafka.admin.client"):
+        logging.getLogger("kafka.admin.client").debug("Starting KafkaAdminClient with configuration: %s",
+                                                      {"sasl_plain_password": "s3cret"})
+    assert "s3cret" not in caplog.text and "'sasl_plain_password': '***'" in caplog.text
