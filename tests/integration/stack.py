@@ -230,9 +230,17 @@ class ClickHouseInstance(_Instance):
         """The CA a secure instance's certificate chains to."""
         return self._state() / "tls" / "ca.pem"
 
+    def password_file(self, user: str) -> Path:
+        """Where a secure instance keeps ``user``'s password (``default``, ``runstream_writer``, ``runstream_reader``)."""
+        return self._state() / "secrets" / f"{user}.password"
+
     def password(self, user: str) -> str:
-        """A secure instance's password of ``user`` (``default``, ``runstream_writer``, ``runstream_reader``)."""
-        return (self._state() / "secrets" / f"{user}.password").read_text(encoding="utf-8").strip()
+        """A secure instance's password of ``user``."""
+        return self.password_file(user).read_text(encoding="utf-8").strip()
+
+    def secure_url(self, user: str) -> str:
+        """``clickhouses://user@127.0.0.1:<secure_port>/<database>?ca_certs=<CA>`` (no password in it)."""
+        return f"clickhouses://{user}@127.0.0.1:{self.secure_port}/{self.database}?ca_certs={self.ca_file}"
 
     @property
     def url(self) -> str:
