@@ -76,7 +76,8 @@ def _in_background(action: Callable[[], T]) -> Callable[[], T]:
 
 def _open_store(settings: IngestSettings) -> Store:
     try:
-        store = open_store(settings.clickhouse, settings.home, password=settings.clickhouse_password)
+        url, password = settings.sink_clickhouse  # the writer: inserts and migrations
+        store = open_store(url, settings.home, password=password)
     except (StoreError, ConfigurationError):
         raise
     except Exception as exc:  # the adapter should wrap its errors; never let one escape unexplained
@@ -143,7 +144,7 @@ class IngestService:
         owns_home = s.embedded_source or s.embedded_sink
         if owns_home:
             self._take_home()
-        where = s.clickhouse if s.clickhouse else f"chDB at {s.home / 'chdb'}"
+        where = s.sink_clickhouse[0] or f"chDB at {s.home / 'chdb'}"
         self._progress(f"opening {where} and applying migrations")
         # A ClickHouse server's store opens (and migrates) while Kafka is set up: a new worker takes its
         # share of the partitions sooner. chDB opens here, on the thread that will use it.

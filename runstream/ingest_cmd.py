@@ -56,13 +56,18 @@ def register(subparsers: Any) -> None:
         description=(
             "Consume runstream events and write them to ClickHouse exactly once. Source: Kafka when --kafka or "
             "RUNSTREAM_KAFKA is set, else the local spool under the home. Sink: the ClickHouse server of "
-            "--clickhouse / RUNSTREAM_CLICKHOUSE, else chDB under the home. SIGTERM or Ctrl-C flushes, commits "
+            "--clickhouse-writer / RUNSTREAM_CLICKHOUSE_WRITER (the writer user), else --clickhouse / "
+            "RUNSTREAM_CLICKHOUSE, else chDB under the home. Passwords come from RUNSTREAM_*_PASSWORD or "
+            "RUNSTREAM_*_PASSWORD_FILE, never the command line. SIGTERM or Ctrl-C flushes, commits "
             "and exits 0."
         ),
     )
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
     p.add_argument("--clickhouse", metavar="URL",
-                   help="clickhouse://user:pass@host:9000/db (default: $RUNSTREAM_CLICKHOUSE)")
+                   help="clickhouse://user@host:9000/db (default: $RUNSTREAM_CLICKHOUSE)")
+    p.add_argument("--clickhouse-writer", metavar="URL",
+                   help="the URL inserts and migrations use, when another user than --clickhouse's "
+                        "(default: $RUNSTREAM_CLICKHOUSE_WRITER)")
     p.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
     p.add_argument("--topic", help="events topic (default: $RUNSTREAM_TOPIC or runstream.events)")
     p.add_argument("--group", help=f"consumer group (default: {DEFAULT_GROUP})")
@@ -97,11 +102,13 @@ def register(subparsers: Any) -> None:
 
 def build_settings(args: argparse.Namespace, env: dict[str, str]) -> IngestSettings:
     """The worker's settings from the flags, the environment and the defaults."""
-    if args.clickhouse and has_password(args.clickhouse):
-        raise ConfigurationError("--clickhouse must not hold a password (anyone on this machine can read a "
-                                 "command line): set RUNSTREAM_CLICKHOUSE_PASSWORD or RUNSTREAM_CLICKHOUSE_PASSWORD_FILE")
+    for flag, url, var in (("--clickhouse", args.clickhouse, "RUNSTREAM_CLICKHOUSE_PASSWORD"),
+                           ("--clickhouse-writer", args.clickhouse_writer, "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD")):
+        if url and has_password(url):
+            raise ConfigurationError(f"{flag} must not hold a password (anyone on this machine can read a "
+                                     f"command line): set {var} or {var}_FILE")
     values: dict[str, Any] = {
-        "kafka": args.kafka, "clickhouse": args.clickhouse, "home": args.home, "topic": args.topic,
+        "kafka": args.kafka, "clickhouse": args.clickhouse, "clickhouse_writer": args.clickhouse_writer, "home": args.home, "topic": args.topic,
         "group": args.group, "dlq_topic": args.dlq_topic, "topic_partitions": args.topic_partitions,
         "flush_rows": args.flush_rows, "flush_interval_s": args.flush_interval_s,
         "heartbeat_lost_s": args.heartbeat_lost_s,

@@ -79,6 +79,7 @@ DEFAULT_SERVER = "http://127.0.0.1:5000"
 ENV: Mapping[str, str] = {
     "kafka": "RUNSTREAM_KAFKA",
     "clickhouse": "RUNSTREAM_CLICKHOUSE",
+    "clickhouse_writer": "RUNSTREAM_CLICKHOUSE_WRITER",
     "home": "RUNSTREAM_HOME",
     "topic": "RUNSTREAM_TOPIC",
     "server": "RUNSTREAM_SERVER",
@@ -91,6 +92,7 @@ ENV: Mapping[str, str] = {
 ENV_SECRETS: Mapping[str, str] = {
     "kafka_password": "RUNSTREAM_KAFKA_PASSWORD",
     "clickhouse_password": "RUNSTREAM_CLICKHOUSE_PASSWORD",
+    "clickhouse_writer_password": "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD",
 }
 """Password setting -> its variable; ``<variable>_FILE`` names a file holding it instead (never both)."""
 KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
@@ -128,7 +130,11 @@ class Settings:
     kafka: str | None = None
     """Bootstrap servers, ``host:port[,host:port...]``; None = the embedded spool."""
     clickhouse: str | None = None
-    """``clickhouse://user:pass@host:9000/db`` (``clickhouses://`` for TLS); None = chDB under ``home``."""
+    """``clickhouse://user@host:9000/db`` (``clickhouses://...?ca_certs=ca.pem`` for TLS); None = chDB under
+    ``home``. Every read goes here: with least-privilege users, this is the read-only ``runstream_reader``."""
+    clickhouse_writer: str | None = None
+    """Where ingest inserts and migrations run (``runstream_writer``), when that is another user than
+    ``clickhouse``'s; None = ``clickhouse``. Only writers (``runstream ingest``, a home's owner) use it."""
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
     """Local data: ``spool/``, ``outbox/``, ``chdb/``, ``deadletter/``, the owner lock."""
     topic: str = DEFAULT_TOPIC
@@ -151,6 +157,8 @@ class Settings:
     """SASL: its password (``RUNSTREAM_KAFKA_PASSWORD`` or ``..._FILE``); printed as ``***``."""
     clickhouse_password: Secret | None = None
     """The ClickHouse user's password (``RUNSTREAM_CLICKHOUSE_PASSWORD`` or ``..._FILE``, or the URL's)."""
+    clickhouse_writer_password: Secret | None = None
+    """``clickhouse_writer``'s password (``RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD`` or ``..._FILE``)."""
     kafka_options: Mapping[str, Any] = field(default_factory=dict)
     """Extra kafka-python client settings (``ssl_check_hostname``, client certificates...). The TLS/SASL
     basics have settings of their own (above); a password given here is held as a Secret."""
@@ -168,9 +176,13 @@ class Settings:
             servers = [s.strip() for s in self.kafka.split(",")]
             if not all(_HOST_PORT.fullmatch(s) for s in servers):
                 raise ConfigurationError(f"kafka must be host:port[,host:port...], got {self.kafka!r}")
-        if self.clickhouse is not None and not self.clickhouse.startswith(("clickhouse://", "clickhouses://")):
-            raise ConfigurationError(
-                f"clickhouse must be a clickhouse://user@host:port/db URL, got {redact_url(self.clickhouse)!r}")
+        for name in ("clickhouse", "clickhouse_writer"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("clickhouse://", "clickhouses://")):
+                raise ConfigurationError(f"{name} must be a clickhouse://user@host:port/db URL, got {redact_url(url)!r}")
+        if self.clickhouse_writer is not None and self.clickhouse is None:
+            raise ConfigurationError("clickhouse_writer (RUNSTREAM_CLICKHOUSE_WRITER) is set but clickhouse is not: "
+                                     "set RUNSTREAM_CLICKHOUSE to the same server's reader URL")
         self._check_security()
         if not isinstance(self.home, Path):
             raise ConfigurationError(f"home must be a Path, got {self.home!r}")
@@ -193,20 +205,24 @@ class Settings:
 
     def _check_security(self) -> None:
         set_ = object.__setattr__  # frozen: normalised once, here
-        for name in ("kafka_password", "clickhouse_password"):
+        for name in ENV_SECRETS:
             value = getattr(self, name)
             if isinstance(value, str):
                 set_(self, name, Secret(value) if value else None)
             elif value is not None and not isinstance(value, Secret):
                 raise ConfigurationError(f"{name} must be a str or a schemas.secrets.Secret")
-        if self.clickhouse is not None:
-            url_password = _url_password(self.clickhouse)
-            if url_password is not None:
-                if self.clickhouse_password is not None:
-                    raise ConfigurationError("the ClickHouse password is given twice: in the clickhouse URL and in "
-                                             "clickhouse_password (RUNSTREAM_CLICKHOUSE_PASSWORD[_FILE]); keep one")
-                set_(self, "clickhouse_password", Secret(url_password))
-                set_(self, "clickhouse", _url_without_password(self.clickhouse))
+        for name in ("clickhouse", "clickhouse_writer"):
+            url = getattr(self, name)
+            url_password = _url_password(url) if url is not None else None
+            if url is not None and url_password is not None:
+                if getattr(self, f"{name}_password") is not None:
+                    raise ConfigurationError(f"the ClickHouse password is given twice: in the {name} URL and in "
+                                             f"{name}_password ({ENV_SECRETS[f'{name}_password']}[_FILE]); keep one")
+                set_(self, f"{name}_password", Secret(url_password))
+                set_(self, name, _url_without_password(url))
+        if self.clickhouse_writer_password is not None and self.clickhouse_writer is None:
+            raise ConfigurationError("clickhouse_writer_password is set but clickhouse_writer "
+                                     "(RUNSTREAM_CLICKHOUSE_WRITER) is not")
         security = str(self.kafka_security).upper()
         if security not in KAFKA_SECURITY_PROTOCOLS:
             raise ConfigurationError(
@@ -243,12 +259,12 @@ class Settings:
     @property
     def has_secrets(self) -> bool:
         """True when a password is set (a settings file written from these must stay private)."""
-        return (self.kafka_password is not None or self.clickhouse_password is not None
+        return (any(getattr(self, name) is not None for name in ENV_SECRETS)
                 or any(key in self.kafka_options for key in _SECRET_OPTIONS))
 
     def secret_values(self) -> list[Secret]:
         """Every password these settings hold, for :func:`schemas.secrets.redact`."""
-        found = [s for s in (self.kafka_password, self.clickhouse_password) if s is not None]
+        found = [s for s in (getattr(self, name) for name in ENV_SECRETS) if s is not None]
         return found + [v for k, v in self.kafka_options.items() if k in _SECRET_OPTIONS and isinstance(v, Secret)]
 
     def security_env(self) -> dict[str, str]:
@@ -262,6 +278,8 @@ class Settings:
             env[ENV["kafka_ca_file"]] = str(self.kafka_ca_file)
         if self.kafka_user:
             env[ENV["kafka_user"]] = self.kafka_user
+        if self.clickhouse_writer is not None:
+            env[ENV["clickhouse_writer"]] = self.clickhouse_writer
         for name, var in ENV_SECRETS.items():
             secret = getattr(self, name)
             if secret is not None:
@@ -269,6 +287,14 @@ class Settings:
         return env
 
     # -- where things are ----------------------------------------------------------------------
+
+    @property
+    def sink_clickhouse(self) -> tuple[str | None, Secret | None]:
+        """Where a writer (ingest, migrations) connects and with which password: ``clickhouse_writer`` when set,
+        else ``clickhouse``; (None, None) = chDB under ``home``."""
+        if self.clickhouse_writer is not None:
+            return self.clickhouse_writer, self.clickhouse_writer_password
+        return self.clickhouse, self.clickhouse_password
 
     @property
     def embedded(self) -> bool:
@@ -553,10 +579,10 @@ def _url_without_password(url: str) -> str:
 def _holds_a_password(data: Mapping[str, Any]) -> bool:
     """A runstream.json that holds a password itself (not a file name): it must stay private."""
     options = data.get("kafka_options")
-    clickhouse = data.get("clickhouse")
-    return (bool(data.get("kafka_password")) or bool(data.get("clickhouse_password"))
+    urls = [data.get("clickhouse"), data.get("clickhouse_writer")]
+    return (any(bool(data.get(name)) for name in ENV_SECRETS)
             or (isinstance(options, Mapping) and any(options.get(k) for k in _SECRET_OPTIONS))
-            or (isinstance(clickhouse, str) and _url_password(clickhouse) is not None))
+            or any(isinstance(url, str) and _url_password(url) is not None for url in urls))
 
 
 def find_config(start: Path | None = None, *, env: Mapping[str, str] | None = None) -> Path | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.secrets import Secret
 from schemas.settings import (
     DEFAULT_DLQ_TOPIC,
     DEFAULT_GROUP,
@@ -25,7 +26,8 @@ ENVIRONMENT = {"RUNSTREAM_KAFKA": "k1:9092,k2:9092", "RUNSTREAM_CLICKHOUSE": "cl
                "RUNSTREAM_KAFKA_SECURITY": "sasl_ssl",
                "RUNSTREAM_KAFKA_CA_FILE": "/etc/kafka/ca.pem", "RUNSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
                "RUNSTREAM_KAFKA_USER": "runstream-ingest", "RUNSTREAM_KAFKA_PASSWORD": "pw",
-               "RUNSTREAM_CLICKHOUSE_PASSWORD": "chpw"}
+               "RUNSTREAM_CLICKHOUSE_PASSWORD": "chpw", "RUNSTREAM_CLICKHOUSE_WRITER": "clickhouse://w@ch:9000/db",
+               "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD": "wpw"}
 
 
 @pytest.mark.parametrize("cls", [Settings, WorkspaceSettings, IngestSettings, ExporterSettings])
@@ -37,6 +39,7 @@ def test_every_process_reads_the_same_variables(cls: type[Settings]) -> None:
         "SASL_SSL", Path("/etc/kafka/ca.pem"), "SCRAM-SHA-256", "runstream-ingest")
     assert s.kafka_password is not None and s.kafka_password.reveal() == "pw"
     assert s.clickhouse_password is not None and s.clickhouse_password.reveal() == "chpw"
+    assert s.sink_clickhouse == ("clickhouse://w@ch:9000/db", Secret("wpw"))
     assert set(ENV.values()) | set(ENV_SECRETS.values()) == set(ENVIRONMENT)
 
 

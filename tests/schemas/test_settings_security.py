@@ -109,3 +109,40 @@ def test_a_settings_file_may_name_a_password_file(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         s = Settings.from_file(_config(tmp_path, data, 0o644), env={})
     assert s.kafka_password == Secret("from-file")
+
+
+READER_AND_WRITER = {"RUNSTREAM_CLICKHOUSE": "clickhouses://runstream_reader@h:9440/db",
+                     "RUNSTREAM_CLICKHOUSE_PASSWORD": "read-secret",
+                     "RUNSTREAM_CLICKHOUSE_WRITER": "clickhouses://runstream_writer@h:9440/db",
+                     "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD": "write-secret"}
+
+
+def test_writers_use_the_writer_and_readers_the_reader() -> None:
+    s = IngestSettings.resolve(env=READER_AND_WRITER)
+    assert s.clickhouse == "clickhouses://runstream_reader@h:9440/db" and s.clickhouse_password == Secret("read-secret")
+    assert s.sink_clickhouse == ("clickhouses://runstream_writer@h:9440/db", Secret("write-secret"))
+    assert "write-secret" not in repr(s) and {v.reveal() for v in s.secret_values()} == {"read-secret", "write-secret"}
+    plain = IngestSettings.resolve(env={"RUNSTREAM_CLICKHOUSE": "clickhouse://h:9000/db"})
+    assert plain.sink_clickhouse == ("clickhouse://h:9000/db", None)  # one URL: readers and writers share it
+    assert Settings().sink_clickhouse == (None, None)  # chDB
+
+
+def test_the_writer_url_passes_to_child_processes_and_keeps_its_password_apart() -> None:
+    s = Settings.resolve(env={**READER_AND_WRITER, "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD": "",
+                              "RUNSTREAM_CLICKHOUSE_WRITER": "clickhouses://runstream_writer:w%40x@h:9440/db"})
+    assert s.sink_clickhouse == ("clickhouses://runstream_writer@h:9440/db", Secret("w@x"))
+    child = Settings.resolve(env={"RUNSTREAM_CLICKHOUSE": s.clickhouse or "", **s.security_env()})
+    assert child.sink_clickhouse == s.sink_clickhouse
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RUNSTREAM_CLICKHOUSE_WRITER": "clickhouses://w@h:9440/db"}, "clickhouse is not"),
+    ({"RUNSTREAM_CLICKHOUSE": "clickhouse://h:9000/db", "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD": "x"},
+     "clickhouse_writer .RUNSTREAM_CLICKHOUSE_WRITER. is not"),
+    ({"RUNSTREAM_CLICKHOUSE": "clickhouse://h:9000/db", "RUNSTREAM_CLICKHOUSE_WRITER": "http://w:pw@h/db"},
+     "clickhouse_writer must be"),
+])
+def test_writer_contradictions_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        Settings.resolve(env=env)
+    assert "pw@" not in str(caught.value)
