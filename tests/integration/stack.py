@@ -17,6 +17,7 @@ and least-privilege principals, whose CA file and passwords the instance exposes
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -38,19 +39,49 @@ class StackError(RuntimeError):
     """A stack script failed; the message holds what it printed."""
 
 
+PORT_RANGE_ENV = "RUNSTREAM_TEST_PORTS"
+"""``LOW-HIGH``: pick private instances' ports in that range (on a machine shared by several people, each
+with a range of their own); unset = any port the kernel hands out."""
+
+
+def _port_range() -> list[int] | None:
+    spec = os.environ.get(PORT_RANGE_ENV)
+    if not spec:
+        return None
+    low, _, high = spec.partition("-")
+    try:
+        ports = list(range(int(low), int(high) + 1))
+    except ValueError:
+        raise StackError(f"{PORT_RANGE_ENV} must be LOW-HIGH, got {spec!r}") from None
+    random.shuffle(ports)
+    return ports
+
+
 def free_ports(count: int) -> list[int]:
     """Return ``count`` distinct TCP ports that are free on 127.0.0.1 right now.
 
     All sockets are held open until every port is picked, so the ports differ.
     Another process may still take one before the server binds it; the scripts
-    then fail with a clear "port is taken" message.
+    then fail with a clear "port is taken" message. ``RUNSTREAM_TEST_PORTS``
+    narrows the choice to a range.
     """
-    sockets = []
+    sockets: list[socket.socket] = []
+    candidates = _port_range()
     try:
-        for _ in range(count):
+        while len(sockets) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
             sockets.append(sock)
+            if candidates is None:
+                sock.bind(("127.0.0.1", 0))
+                continue
+            while True:
+                if not candidates:
+                    raise StackError(f"no {count} free ports in {PORT_RANGE_ENV}={os.environ[PORT_RANGE_ENV]}")
+                try:
+                    sock.bind(("127.0.0.1", candidates.pop()))
+                    break
+                except OSError:
+                    continue
         return [sock.getsockname()[1] for sock in sockets]
     finally:
         for sock in sockets:
