@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from producers import Workspace
 from schemas.errors import ConfigurationError, PipelineError
 from schemas.limits import RunLimits
-from schemas.secrets import has_password
+from schemas.secrets import has_password, redact_logs
 from schemas.settings import IngestSettings, WorkspaceSettings
 
 from .server.app import create_app, serve
@@ -101,6 +101,7 @@ def _server(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         print(f"runstream server: {exc}", file=sys.stderr)
         return 2
+    redact_logs(server.settings.secret_values())  # no password reaches a log line, even a library's
     where = urlsplit(server.settings.server)
     host = args.host or where.hostname or "127.0.0.1"
     port = args.port or where.port or 5000
