@@ -65,6 +65,7 @@ cat >"$USERS/runstream-users.xml" <<XML
       <grants>
         <query>GRANT SELECT, INSERT, CREATE TABLE, CREATE VIEW, ALTER, DROP TABLE, DROP VIEW, OPTIMIZE, TRUNCATE ON runstream.*</query>
         <query>GRANT CREATE DATABASE ON runstream.*</query>
+        <query>GRANT SELECT ON system.parts</query>
       </grants>
     </runstream_writer>
     <runstream_reader>
@@ -72,7 +73,11 @@ cat >"$USERS/runstream-users.xml" <<XML
       <networks><ip>::/0</ip></networks>
       <profile>runstream_reader</profile>
       <quota>default</quota>
-      <grants><query>GRANT SELECT ON runstream.*</query></grants>
+      <grants>
+        <query>GRANT SELECT ON runstream.*</query>
+        <!-- the exporter's table health; 25.8 wants a grant for system tables (tables is open to all) -->
+        <query>GRANT SELECT ON system.parts</query>
+      </grants>
     </runstream_reader>
   </users>
 </clickhouse>
