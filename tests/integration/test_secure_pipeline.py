@@ -1,18 +1,22 @@
 """The whole path over TLS + SASL: the SDK logs as ``runstream-producer`` through Kafka's SASL_SSL
 listener, ``runstream ingest`` reads as ``runstream-ingest`` and writes ClickHouse over TLS as
-``runstream_writer``, the SDK reads back as ``runstream_reader`` over TLS, ``runstream spool replay``
-sends an outbox as the producer, and ``runstream exporter`` watches as ``runstream-exporter``.
+``runstream_writer`` (RUNSTREAM_CLICKHOUSE_WRITER, beside the reader's RUNSTREAM_CLICKHOUSE), the SDK
+reads back as ``runstream_reader`` over TLS, ``runstream spool replay`` sends an outbox as the producer,
+``runstream server`` takes MLflow writes as the producer and reads as the reader, and ``runstream
+exporter`` watches as ``runstream-exporter``.
 Then every log of the run is searched for every password. A wrong password or an untrusted
 certificate stops ingest at once with one clear message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +49,13 @@ def _clickhouse_env(clickhouse: ClickHouseInstance, user: str) -> dict[str, str]
             "RUNSTREAM_CLICKHOUSE_PASSWORD_FILE": str(clickhouse.password_file(user))}
 
 
+def _writer_env(clickhouse: ClickHouseInstance) -> dict[str, str]:
+    """A deployment's whole ClickHouse environment: every reader uses the reader, writers the writer."""
+    return {**_clickhouse_env(clickhouse, "runstream_reader"),
+            "RUNSTREAM_CLICKHOUSE_WRITER": clickhouse.secure_url("runstream_writer"),
+            "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD_FILE": str(clickhouse.password_file("runstream_writer"))}
+
+
 @pytest.fixture
 def names(secure_kafka: KafkaInstance, unique_name: str) -> dict[str, str]:
     """An events topic, its dead-letter topic and a group, with the principals' ACLs on them."""
@@ -55,7 +66,7 @@ def names(secure_kafka: KafkaInstance, unique_name: str) -> dict[str, str]:
 
 def _ingest(kafka: KafkaInstance, clickhouse: ClickHouseInstance, names: dict[str, str], log: Path,
             **overrides: str) -> IngestProcess:
-    env = {**_kafka_env(kafka, INGEST), **_clickhouse_env(clickhouse, "runstream_writer"), **overrides}
+    env = {**_kafka_env(kafka, INGEST), **_writer_env(clickhouse), **overrides}
     return IngestProcess(["--topic", names["topic"], "--dlq-topic", names["dlq"], "--group", names["group"],
                           "--home", str(log.parent / "ingest-home")], log, env=env)
 
@@ -106,8 +117,8 @@ def test_log_ingest_and_read_back_over_tls_and_sasl(secure_kafka: KafkaInstance,
                                                      secure_clickhouse: ClickHouseInstance,
                                                      names: dict[str, str], tmp_path: Path, sdk_log: Path) -> None:
     ingest = _ingest(secure_kafka, secure_clickhouse, names, tmp_path / "ingest.log").start()
-    exporter_log = tmp_path / "exporter.log"
-    exporter = None
+    exporter_log, server_log = tmp_path / "exporter.log", tmp_path / "server.log"
+    exporter = server = server_code = None
     try:
         settings = _sdk_settings(secure_kafka, secure_clickhouse, names["topic"], tmp_path / "sdk-home")
         with Workspace(settings=settings) as ws:
@@ -144,23 +155,78 @@ def test_log_ingest_and_read_back_over_tls_and_sasl(secure_kafka: KafkaInstance,
             stdout=exporter_out, stderr=subprocess.STDOUT)
         metrics_text = wait_until(lambda: _scrape_when_up(port), timeout_s=60, what="the exporter's sources up")
         assert "runstream_consumer_lag{" in metrics_text
+
+        # runstream server: MLflow writes go to Kafka as the producer, reads come from ClickHouse as the reader.
+        server_port = free_ports(1)[0]
+        server_out = server_log.open("wb")
+        server = subprocess.Popen(
+            [sys.executable, "-m", "runstream", "server", "--port", str(server_port), "--home",
+             str(tmp_path / "server-home"), "--topic", names["topic"]],
+            env={**_isolated_env(), **_kafka_env(secure_kafka, PRODUCER), **_writer_env(secure_clickhouse),
+                 "RUNSTREAM_SERVER": f"http://127.0.0.1:{server_port}"},
+            stdout=server_out, stderr=subprocess.STDOUT, start_new_session=True)
+        mlflow = _Mlflow(f"http://127.0.0.1:{server_port}/api/2.0/mlflow")
+        wait_until(lambda: mlflow.up(), timeout_s=120, what="runstream server's /health")
+        got = mlflow.get("runs/get", run_id=run.id)  # written by the SDK, read as runstream_reader
+        assert got["run"]["info"]["status"] == "FINISHED"
+        experiment_id = mlflow.get("experiments/get-by-name", experiment_name="secure")["experiment"]["experiment_id"]
+        created = mlflow.post("runs/create", experiment_id=experiment_id, start_time=int(time.time() * 1000))
+        mlflow_run = created["run"]["info"]["run_id"]
+        for step in range(3):
+            mlflow.post("runs/log-metric", run_id=mlflow_run, key="mlflow_loss", value=1.0 / (step + 1),
+                        timestamp=int(time.time() * 1000), step=step)
+        mlflow.post("runs/update", run_id=mlflow_run, status="FINISHED", end_time=int(time.time() * 1000))
+        with Workspace(settings=settings) as ws:  # through Kafka and ingest, read by the SDK as the reader
+            from_mlflow = Run(Experiment(ws, "secure"), mlflow_run)
+            wait_until(lambda: from_mlflow.get_status() == "Completed", timeout_s=60, what="the MLflow run")
+            assert from_mlflow.get_metrics()["mlflow_loss"] == [1.0, 0.5, 1.0 / 3]
     finally:
         if exporter is not None:
             exporter.terminate()
             exporter.wait(timeout=30)
             exporter_out.close()
+        if server is not None:
+            server.terminate()
+            server_code = server.wait(timeout=60)
+            server_out.close()
         assert ingest.stop(timeout_s=60) == 0, ingest.output()
+    assert server_code == 0, server_log.read_text(errors="replace")
 
     passwords = {secure_kafka.password_file(p).read_text().strip() for p in (PRODUCER, INGEST, EXPORTER)}
     passwords |= {secure_clickhouse.password(u) for u in ("default", "runstream_writer", "runstream_reader")}
     logs = {"ingest": ingest.output(), "exporter": exporter_log.read_text(errors="replace"),
             "replay": replay.stdout + replay.stderr, "sdk": sdk_log.read_text(errors="replace"),
-            "metrics": metrics_text}
+            "metrics": metrics_text, "server": server_log.read_text(errors="replace")}
     assert all(logs.values()), {name: len(text) for name, text in logs.items()}
     leaks = [name for name, text in logs.items() if any(pw in text for pw in passwords)]
     where = [line.replace(pw, "<PASSWORD>")[:300] for text in logs.values() for line in text.splitlines()
              for pw in passwords if pw in line]
     assert leaks == [], where[:5]  # the logs and lines that hold a password, the password masked
+
+
+class _Mlflow:
+    """MLflow's REST API of one server, in plain HTTP (what the mlflow client sends)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def up(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base.split("/api/")[0] + "/health", timeout=2) as response:
+                return bool(response.read() == b"OK")
+        except OSError:
+            return False
+
+    def get(self, path: str, **params: str) -> Any:
+        query = urllib.parse.urlencode(params)
+        with urllib.request.urlopen(f"{self.base}/{path}?{query}", timeout=60) as response:
+            return json.loads(response.read())
+
+    def post(self, path: str, **body: Any) -> Any:
+        request = urllib.request.Request(f"{self.base}/{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
 
 
 def _isolated_env() -> dict[str, str]:
@@ -192,8 +258,8 @@ def test_ingest_stops_at_once_with_one_clear_error(secure_kafka: KafkaInstance,
     overrides, expected = {
         "kafka password": ({"RUNSTREAM_KAFKA_PASSWORD_FILE": str(wrong)}, "invalid credentials"),
         "kafka certificate": ({"RUNSTREAM_KAFKA_CA_FILE": str(other_ca)}, "does not trust"),
-        "clickhouse password": ({"RUNSTREAM_CLICKHOUSE_PASSWORD_FILE": str(wrong)}, "Code: 193"),
-        "clickhouse certificate": ({"RUNSTREAM_CLICKHOUSE": secure_clickhouse.secure_url("runstream_writer")
+        "clickhouse password": ({"RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD_FILE": str(wrong)}, "Code: 193"),
+        "clickhouse certificate": ({"RUNSTREAM_CLICKHOUSE_WRITER": secure_clickhouse.secure_url("runstream_writer")
                                     .replace(str(secure_clickhouse.ca_file), str(other_ca))}, "CERTIFICATE_VERIFY_FAILED"),
     }[what]
     ingest = _ingest(secure_kafka, secure_clickhouse, names, tmp_path / "ingest.log", **overrides).start()
