@@ -27,6 +27,7 @@ import pytest
 import schemas
 from consumers.testing import wait_until
 from producers import Experiment, Run, Workspace
+from producers.errors import RunNotFound
 from runstream.testing import IngestProcess
 from schemas import RunStarted, RunStatusChanged, ScalarBatch
 from schemas.kafka_login import AuthenticationFailed, CertificateUntrusted
@@ -140,8 +141,7 @@ def test_log_ingest_and_read_back_over_tls_and_sasl(secure_kafka: KafkaInstance,
             env={**_isolated_env(), **_kafka_env(secure_kafka, PRODUCER)}, capture_output=True, text=True, timeout=120)
         assert replay.returncode == 0, replay.stdout + replay.stderr
         with Workspace(settings=settings) as ws:
-            replayed = Run(Experiment(ws, "secure"), "secure_replayed_1")
-            wait_until(lambda: replayed.get_status() == "Completed", timeout_s=60, what="the replayed run")
+            replayed = _completed_run(Experiment(ws, "secure"), "secure_replayed_1")
             assert replayed.get_metrics()["acc"] == [0.5, 0.75, 0.875]
 
         # runstream exporter, as the exporter principal and the reader: both sources up, lag known.
@@ -177,8 +177,7 @@ def test_log_ingest_and_read_back_over_tls_and_sasl(secure_kafka: KafkaInstance,
                         timestamp=int(time.time() * 1000), step=step)
         mlflow.post("runs/update", run_id=mlflow_run, status="FINISHED", end_time=int(time.time() * 1000))
         with Workspace(settings=settings) as ws:  # through Kafka and ingest, read by the SDK as the reader
-            from_mlflow = Run(Experiment(ws, "secure"), mlflow_run)
-            wait_until(lambda: from_mlflow.get_status() == "Completed", timeout_s=60, what="the MLflow run")
+            from_mlflow = _completed_run(Experiment(ws, "secure"), mlflow_run)
             assert from_mlflow.get_metrics()["mlflow_loss"] == [1.0, 0.5, 1.0 / 3]
     finally:
         if exporter is not None:
@@ -202,6 +201,20 @@ def test_log_ingest_and_read_back_over_tls_and_sasl(secure_kafka: KafkaInstance,
     where = [line.replace(pw, "<PASSWORD>")[:300] for text in logs.values() for line in text.splitlines()
              for pw in passwords if pw in line]
     assert leaks == [], where[:5]  # the logs and lines that hold a password, the password masked
+
+
+def _completed_run(experiment: Experiment, run_id: str) -> Run:
+    """The run once ingest has written it, Completed (another process logged it: nothing to wait for here)."""
+
+    def completed() -> Run | None:
+        try:
+            run = Run(experiment, run_id)
+        except RunNotFound:
+            return None
+        return run if run.get_status() == "Completed" else None
+
+    found: Run = wait_until(completed, timeout_s=60, what=f"run {run_id} Completed in ClickHouse")
+    return found
 
 
 class _Mlflow:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,11 +42,14 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from kafka.admin import (
         ACL,
+        ACLFilter,
         ACLOperation,
         ACLPermissionType,
+        ACLResourcePatternType,
         KafkaAdminClient,
         NewTopic,
         ResourcePattern,
+        ResourcePatternFilter,
         ResourceType,
         ScramMechanism,
         UserScramCredentialUpsertion,
@@ -113,6 +117,28 @@ def set_acls(admin: Any, events_topic: str, dlq_topic: str, group: str) -> None:
     result = admin.create_acls(acls)
     if result["failed"]:
         raise SystemExit(f"kafka access: ACLs refused: {result['failed']}")
+    _wait_until_enforced(admin, set(acls))
+
+
+def _wait_until_enforced(admin: Any, acls: set[Any], timeout_s: float = 15.0) -> None:
+    """Return once the broker's authorizer holds every ACL in ``acls``.
+
+    The controller commits an ACL before the broker applies it; a client that asks in
+    between is refused (TopicAuthorizationFailed). DescribeAcls is answered from the
+    broker's authorizer, so seeing them all there means they are enforced.
+    """
+    everything = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                           permission_type=ACLPermissionType.ANY,
+                           resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found, _error = admin.describe_acls(everything)
+        missing = acls - set(found)
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"kafka access: {len(missing)} ACL(s) not enforced by the broker after {timeout_s:g}s")
+        time.sleep(0.1)
 
 
 def main(argv: list[str] | None = None) -> int:
