@@ -27,7 +27,10 @@ Bounds (:class:`SocketLimits`), so that no client can exhaust the owner:
 - a request frame is at most 64 KiB (refused from its length prefix, before
   anything is read) and must arrive within 5 s of connecting;
 - parameters are exactly the query's ``{name:Type}`` placeholders, each of its
-  type (``String``: a str; ``Array(String)``: a list of str), bounded in size;
+  type (``String``: a str; ``Float64``, ``Int64``, ``UInt32``: a JSON number in
+  range; ``Array(T)``: a list of those), bounded in size; any other type is
+  refused (:class:`QueryClient` leaves out parameters a query does not use, as
+  :class:`store.queries.StoreQueries` ignores them);
 - at most 4 requests are answered at once; a connection beyond that is
   answered ``busy`` at once by the accepting thread, which starts no thread for
   it and then rests 10 ms, so a flood of connections costs the owner at most
@@ -127,17 +130,35 @@ def _check_params(name: str, params: Any, limits: SocketLimits) -> dict[str, Any
     if set(params) != set(declared):
         raise _Refused(f"query {name!r} takes exactly the parameters {sorted(declared)}, got {sorted(params)}")
     for param, typ in declared.items():
-        value = params[param]
-        if typ == "String":
-            ok = isinstance(value, str) and len(value.encode("utf-8")) <= limits.max_string_bytes
-        elif typ == "Array(String)":
-            ok = (isinstance(value, list) and len(value) <= limits.max_array_items
-                  and all(isinstance(v, str) and len(v.encode("utf-8")) <= limits.max_string_bytes for v in value))
-        else:  # a READ_QUERIES type this socket does not know how to check: refuse rather than guess
-            ok = False
-        if not ok:
+        if not _value_ok(typ, params[param], limits):
             raise _Refused(f"parameter {param!r} of query {name!r} must be a {typ} (bounded in size)")
     return params
+
+
+_INTEGER_RANGES = {"Int64": (-(1 << 63), (1 << 63) - 1), "UInt32": (0, (1 << 32) - 1)}
+_CHECKED_TYPES = frozenset({"String", "Float64", *_INTEGER_RANGES})
+"""Parameter types the socket checks, and ``Array(...)`` of each; a query with any other type is refused."""
+
+
+def _scalar_ok(typ: str, value: Any, limits: SocketLimits) -> bool:
+    if typ == "String":
+        return isinstance(value, str) and len(value.encode("utf-8")) <= limits.max_string_bytes
+    if isinstance(value, bool):  # JSON true/false are not numbers here
+        return False
+    if typ == "Float64":
+        return isinstance(value, (int, float))
+    if typ in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[typ]
+        return isinstance(value, int) and low <= value <= high
+    return False  # a type this socket does not know how to check: refuse rather than guess
+
+
+def _value_ok(typ: str, value: Any, limits: SocketLimits) -> bool:
+    if typ.startswith("Array(") and typ.endswith(")"):
+        inner = typ[len("Array("):-1]
+        return (isinstance(value, list) and len(value) <= limits.max_array_items
+                and all(_scalar_ok(inner, item, limits) for item in value))
+    return _scalar_ok(typ, value, limits)
 
 
 def _default(value: Any) -> Any:
@@ -431,7 +452,11 @@ class QueryClient:
         return reply if reply.get("ok") else None
 
     def fetch(self, name: str, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        reply = self._call({"op": "fetch", "query": name, "params": dict(params)})
+        # As in process (StoreQueries), parameters the query does not use are ignored: callers share one
+        # argument dict across queries. The owner takes exactly the query's parameters.
+        declared = _DECLARED.get(name)
+        sent = {k: v for k, v in params.items() if k in declared} if declared is not None else dict(params)
+        reply = self._call({"op": "fetch", "query": name, "params": sent})
         if "encoded" in reply:
             return parse_rows(reply["encoded"])
         return [tuple(r) for r in reply["rows"]]

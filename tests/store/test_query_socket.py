@@ -45,6 +45,45 @@ def test_round_trip_keeps_types():
         server.stop()
 
 
+def test_the_client_sends_only_the_querys_own_parameters_and_the_owner_takes_no_others():
+    queries = Queries()
+    server = serve(queries)
+    try:
+        client = QueryClient(server.address, timeout_s=5)
+        client.fetch("logs", {"run": "r", "experiment": "e"})  # one dict shared by several queries, as in process
+        assert queries.calls[-1] == ("logs", {"run": "r"})
+        with pytest.raises(StoreError, match="takes exactly the parameters"):
+            client._call({"op": "fetch", "query": "logs", "params": {"run": "r", "experiment": "e"}})
+    finally:
+        server.stop()
+
+
+def test_every_read_query_has_parameter_types_the_socket_checks():
+    from store.queries import READ_QUERIES
+    from store.query_socket import _CHECKED_TYPES
+    from store.sql import placeholders
+
+    used = {t for sql in READ_QUERIES.values() for t in placeholders(sql).values()}
+    unchecked = {t for t in used if t.removeprefix("Array(").removesuffix(")") not in _CHECKED_TYPES}
+    assert unchecked == set()
+
+
+@pytest.mark.parametrize(("typ", "good", "bad"), [
+    ("Float64", [1.5, -2, 1.7e308], ["1.5", True, None]),
+    ("Int64", [0, -(1 << 63)], [1 << 63, 1.0, False]),
+    ("UInt32", [0, (1 << 32) - 1], [-1, 1 << 32, "3"]),
+    ("Array(UInt32)", [[], [0, 7]], [[-1], ["a"], 5]),
+    ("Array(Int64)", [[1, -1]], [[1.5]]),
+])
+def test_numeric_parameters_are_typed(typ, good, bad):
+    from store.query_socket import _value_ok
+
+    limits = SocketLimits()
+    assert all(_value_ok(typ, v, limits) for v in good)
+    assert not any(_value_ok(typ, v, limits) for v in bad)
+    assert not _value_ok("Date", "2026-01-01", limits)  # unknown types are refused
+
+
 def test_nobody_listening():
     client = QueryClient(f"\0runstream-test-{uuid.uuid4().hex}", timeout_s=1)
     assert client.ping() is None
