@@ -76,6 +76,13 @@ test-cluster: install stack-deps ## Start the local cluster, run the fault tests
 clean: stack-down cluster-down ## Stop the stack and the cluster, remove .venv, their state and downloaded jars
 	rm -rf $(VENV) deploy/local/.state deploy/local/.cache .pytest_cache
 
+# Every RUNSTREAM_* setting but RUNSTREAM_PYTHON (secure-mode ones included: a shell set up for the
+# secure stack must not turn the demo into a half-configured one).
+DEMO_UNSET := RUNSTREAM_KAFKA RUNSTREAM_CLICKHOUSE RUNSTREAM_HOME RUNSTREAM_TOPIC RUNSTREAM_CONFIG \
+	RUNSTREAM_KAFKA_SECURITY RUNSTREAM_KAFKA_CA_FILE RUNSTREAM_KAFKA_SASL_MECHANISM RUNSTREAM_KAFKA_USER \
+	RUNSTREAM_KAFKA_PASSWORD RUNSTREAM_KAFKA_PASSWORD_FILE RUNSTREAM_CLICKHOUSE_PASSWORD \
+	RUNSTREAM_CLICKHOUSE_PASSWORD_FILE RUNSTREAM_CLICKHOUSE_WRITER RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD \
+	RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD_FILE
 # The README's first command: no servers, no settings. RUNSTREAM_* exported above
 # for the integration tests must not turn the demo into a Kafka/ClickHouse one.
 # The web UI is built at development time and committed (runstream/server/static/), so
@@ -84,7 +91,7 @@ ui: ## Rebuild the web UI from ui/ into runstream/server/static/ (needs node and
 	cd ui && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
 
 demo: install ## Run an 8-run sweep on the embedded default (spool + chDB in ./.runstream), print a leaderboard
-	env -u RUNSTREAM_KAFKA -u RUNSTREAM_CLICKHOUSE -u RUNSTREAM_HOME -u RUNSTREAM_TOPIC $(VENV_PY) examples/sweep_demo.py
+	env $(addprefix -u ,$(DEMO_UNSET)) $(VENV_PY) examples/sweep_demo.py
 
 # Starts the stack only when it is not already answering, and then stops it again on
 # every exit path; a stack that was running before (a shared one) is left running.

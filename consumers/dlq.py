@@ -20,9 +20,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Protocol, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Protocol, Sequence
 
-from schemas.kafka_client import kafka
+from schemas.kafka_client import kafka, refusal
 
 from .errors import DeadLetterError
 from .message import RawMessage
@@ -107,9 +107,12 @@ class FolderDeadLetters:
 class KafkaDeadLetters:
     """Kafka mode: a producer for the dead-letter topic (created lazily, flushed on every ``send``)."""
 
-    def __init__(self, bootstrap: str, topic: str, *, timeout_s: float = 30.0,
+    def __init__(self, options: Mapping[str, Any] | str, topic: str, *, timeout_s: float = 30.0,
                  clock: Callable[[], float] = time.time) -> None:
-        self.bootstrap = bootstrap
+        """``options``: kafka-python's connection settings (``bootstrap_servers``, TLS/SASL), or a bootstrap."""
+        self._options = dict(options) if not isinstance(options, str) else {
+            "bootstrap_servers": [b.strip() for b in options.split(",")]}
+        self.bootstrap = ",".join(self._options["bootstrap_servers"])
         self.topic = topic
         self._timeout_s = timeout_s
         self._clock = clock
@@ -121,10 +124,13 @@ class KafkaDeadLetters:
                 # Idempotence named explicitly: kafka-python 3 turns it off, with only a log line,
                 # when other settings conflict with its defaults; a broker failover must not double a letter.
                 self._producer = kafka.KafkaProducer(
-                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=5, retries=5,
+                    **self._options, acks="all", enable_idempotence=True, linger_ms=5, retries=5,
                     max_request_size=2 * 1024 * 1024, client_id="runstream-ingest-dlq",
                 )
             except Exception as exc:
+                denied = refusal(exc, "the dead-letter producer's login")
+                if denied is not None:
+                    raise denied from exc
                 raise DeadLetterError(f"dead-letter producer cannot reach Kafka at {self.bootstrap}: {exc}") from exc
         return self._producer
 
@@ -152,6 +158,9 @@ class KafkaDeadLetters:
         except DeadLetterError:
             raise
         except Exception as exc:
+            denied = refusal(exc, f"writing dead letters to {self.topic!r}")
+            if denied is not None:
+                raise denied from exc
             raise DeadLetterError(f"dead-letter topic {self.topic!r} did not take {len(letters)} message(s): {exc}") from exc
 
     def close(self) -> None:

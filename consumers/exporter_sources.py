@@ -15,11 +15,12 @@ as :class:`consumers.errors.SourceError` (Kafka) or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from schemas.kafka_client import kafka, open_admin_client
+from schemas.kafka_client import kafka, login, open_admin_client
+from schemas.secrets import Secret
 from store.clickhouse import ClickHouseSettings, ClickHouseStore
 from store.errors import StoreError
 from store.health import TableHealth, read_table_health
@@ -35,16 +36,23 @@ _UNKNOWN_TOPIC_OR_PARTITION = 3
 class KafkaAdminOffsets:
     """Topic partitions, log offsets and a group's committed offsets, from the admin API."""
 
-    def __init__(self, bootstrap: str, *, timeout_s: float, client_id: str = "runstream-exporter") -> None:
-        self._bootstrap = bootstrap
+    def __init__(self, bootstrap: str | Mapping[str, Any], *, timeout_s: float,
+                 client_id: str = "runstream-exporter") -> None:
+        """``bootstrap``: a bootstrap string, or kafka-python's connection settings (with TLS/SASL)."""
+        self._options: dict[str, Any] = (
+            {"bootstrap_servers": [b.strip() for b in bootstrap.split(",")]} if isinstance(bootstrap, str)
+            else dict(bootstrap))
         self._timeout_ms = max(1, int(timeout_s * 1000))
         self._client_id = client_id
         self._admin: Any = None
 
     def _client(self) -> Any:
         if self._admin is None:
+            # TLS and SASL first: a refused login is one clear AccessDenied, not a 30 s bootstrap timeout.
+            if not login(self._options, timeout_s=self._timeout_ms / 1000):
+                raise SourceError(f"no Kafka broker of {self._options['bootstrap_servers']} answered")
             self._admin = open_admin_client(
-                bootstrap_servers=self._bootstrap,
+                **self._options,
                 client_id=self._client_id,
                 request_timeout_ms=self._timeout_ms,
                 bootstrap_timeout_ms=self._timeout_ms,
@@ -111,8 +119,8 @@ class ClickHouseSystemStats:
     runstream database. A database not created yet reads as "no tables".
     """
 
-    def __init__(self, url: str, *, timeout_s: float) -> None:
-        settings = ClickHouseSettings.from_url(url)
+    def __init__(self, url: str, *, timeout_s: float, password: Secret | None = None) -> None:
+        settings = ClickHouseSettings.from_url(url, password=password)
         self.database = settings.database
         self._settings = replace(settings, connect_timeout=timeout_s, send_receive_timeout=timeout_s)
         self._store: ClickHouseStore | None = None

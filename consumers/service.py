@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 
 from schemas.backoff import Backoff
 from schemas.errors import ConfigurationError
+from schemas.kafka_client import login
 from schemas.settings import IngestSettings
 from store import HomeLock, QueryClient, QueryServer, Store, StoreError, StoreQueries, open_store, query_address
 
@@ -75,7 +76,8 @@ def _in_background(action: Callable[[], T]) -> Callable[[], T]:
 
 def _open_store(settings: IngestSettings) -> Store:
     try:
-        store = open_store(settings.clickhouse, settings.home)
+        url, password = settings.sink_clickhouse  # the writer: inserts and migrations
+        store = open_store(url, settings.home, password=password)
     except (StoreError, ConfigurationError):
         raise
     except Exception as exc:  # the adapter should wrap its errors; never let one escape unexplained
@@ -120,6 +122,7 @@ class IngestService:
         self._lock: HomeLock | None = None
         self._store: Store | None = None
         self._server: QueryServer | None = None
+        self._reads: Any = None
         self.worker: Worker | None = None
         self._metrics_server: Any = None
         self._stopping = threading.Event()
@@ -141,7 +144,7 @@ class IngestService:
         owns_home = s.embedded_source or s.embedded_sink
         if owns_home:
             self._take_home()
-        where = s.clickhouse if s.clickhouse else f"chDB at {s.home / 'chdb'}"
+        where = s.sink_clickhouse[0] or f"chDB at {s.home / 'chdb'}"
         self._progress(f"opening {where} and applying migrations")
         # A ClickHouse server's store opens (and migrates) while Kafka is set up: a new worker takes its
         # share of the partitions sooner. chDB opens here, on the thread that will use it.
@@ -160,16 +163,22 @@ class IngestService:
         try:
             if s.kafka is not None:
                 bootstrap = s.kafka
-                created = self._until_up(
-                    lambda: ensure_topics(bootstrap, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions}),
-                    f"Kafka at {bootstrap}", retry=True)
+                options = s.kafka_client_options()
+
+                def topics() -> list[str]:
+                    # TLS and SASL first, with one clear error (AccessDenied: never waited for) when refused.
+                    if not login(options):
+                        raise SourceError(f"no Kafka broker of {bootstrap} answered")
+                    return ensure_topics(options, {s.topic: s.topic_partitions, s.dlq_topic: s.topic_partitions})
+
+                created = self._until_up(topics, f"Kafka at {bootstrap}", retry=True)
                 if created:
                     self._progress(f"created topic(s) {', '.join(created)} with {s.topic_partitions} partitions")
-                source = KafkaSource(bootstrap=s.kafka, topic=s.topic, group=s.group,
+                source = KafkaSource(options=options, topic=s.topic, group=s.group,
                                      on_revoke=lambda: worker_box[0].on_revoke(),
                                      session_timeout_ms=s.session_timeout_ms,
                                      client_id=f"runstream-ingest-{os.getpid()}")
-                dead_letters = KafkaDeadLetters(s.kafka, s.dlq_topic)
+                dead_letters = KafkaDeadLetters(options, s.dlq_topic)
                 origin = f"Kafka {s.kafka} topic {s.topic} (group {s.group})"
             else:
                 source = SpoolSource(s.spool_dir, s.ingest_state_dir)
@@ -191,7 +200,9 @@ class IngestService:
         if self._stopping.is_set():  # SIGTERM arrived while starting
             self.worker.stop()
         if owns_home and s.serve_queries:
-            self._server = QueryServer(StoreQueries(store), query_address(s.home),
+            # Readers get a read-only connection of their own: ingest never waits for them.
+            self._reads = store.open_reader(time_limit_s=s.reader_time_limit_s)
+            self._server = QueryServer(StoreQueries(self._reads), query_address(s.home),
                                        sync=self._sync, release=self._release, info={"role": self.role})
             self._server.start()
         metrics_note = f"; metrics on http://localhost:{s.metrics_port}/metrics" if s.metrics_port else ""
@@ -235,8 +246,8 @@ class IngestService:
             try:
                 return action()
             except (StoreError, SourceError, DeadLetterError) as exc:
-                if not retry or self._stopping.is_set():
-                    raise
+                if not retry or not exc.retriable or self._stopping.is_set():
+                    raise  # e.g. a wrong ClickHouse password or an untrusted certificate: waiting cannot help
                 delay = backoff.next_delay()
                 if backoff.failures == 1 or backoff.failures % 10 == 0:
                     self._progress(f"{what} is not available yet ({exc}); retrying (backoff up to "
@@ -340,6 +351,9 @@ class IngestService:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None
         if self.worker is not None:
             self.worker.source.close()
             self.worker.dead_letters.close()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from schemas.kafka_client import ensure_topics as create_missing_topics
-from schemas.kafka_client import kafka
+from schemas.kafka_client import kafka, refusal
 from schemas.spool import SEGMENT_MAGIC, SpoolCorruption, SpoolRecord, list_segments, read_segment, seal_abandoned
 
 from .errors import SourceError
@@ -73,15 +73,30 @@ class Source(Protocol):
 # -- Kafka ---------------------------------------------------------------------------------------
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], *, replication_factor: int = -1,
+def ensure_topics(options: Mapping[str, Any] | str, topics: dict[str, int], *, replication_factor: int = -1,
                   timeout_s: float = 30.0) -> list[str]:
-    """Create missing topics (auto-creation is off on runstream's brokers); returns the ones created."""
-    options = {"bootstrap_servers": [b.strip() for b in bootstrap.split(",")]}
+    """Create missing topics (auto-creation is off on runstream's brokers); returns the ones created.
+
+    ``options``: kafka-python's connection settings (``bootstrap_servers``, TLS/SASL), or a bootstrap string.
+    A refusal (an ACL) raises :class:`~schemas.errors.AccessDenied`, which nobody retries.
+    """
+    if isinstance(options, str):
+        options = {"bootstrap_servers": [b.strip() for b in options.split(",")]}
     try:
         return create_missing_topics(options, topics, replication_factor=replication_factor, timeout_s=timeout_s,
                                      client_id="runstream-ingest-admin")
     except Exception as exc:
-        raise SourceError(f"cannot create topics {sorted(topics)} on {bootstrap}: {exc}") from exc
+        denied = refusal(exc, f"making sure topics {sorted(topics)} exist (create them as the admin, or "
+                              "grant this principal CREATE on them)")
+        if denied is not None:
+            raise denied from exc
+        raise SourceError(f"cannot create topics {sorted(topics)} on {options['bootstrap_servers']}: {exc}") from exc
+
+
+def _source_error(exc: BaseException, what: str) -> Exception:
+    """A refusal (an ACL, a login) as :class:`~schemas.errors.AccessDenied`, which no worker retries; else SourceError."""
+    denied = refusal(exc, f"{what.replace(' failed', '')} (group and topic ACLs of this principal)")
+    return denied if denied is not None else SourceError(f"{what}: {exc}")
 
 
 class KafkaSource:
@@ -112,7 +127,8 @@ class KafkaSource:
     but never skips what this member did not write.
     """
 
-    def __init__(self, *, bootstrap: str, topic: str, group: str, on_revoke: Callable[[], None],
+    def __init__(self, *, bootstrap: str | None = None, options: Mapping[str, Any] | None = None, topic: str,
+                 group: str, on_revoke: Callable[[], None],
                  session_timeout_ms: int = 10_000, client_id: str = "runstream-ingest") -> None:
         self._kafka = kafka
         self.topic = topic
@@ -126,8 +142,10 @@ class KafkaSource:
         # Set by the listener (on the IO thread) when a rebalance took a partition of handed-out
         # messages; read on the worker's thread after consumer.poll returns.
         self._moved_during_poll = False
+        if (bootstrap is None) == (options is None):
+            raise ValueError("KafkaSource needs bootstrap or options (kafka-python's, with bootstrap_servers)")
         self._consumer_options: dict[str, Any] = dict(
-            bootstrap_servers=bootstrap,
+            **(options if options is not None else {"bootstrap_servers": bootstrap}),
             group_id=group,
             client_id=client_id,
             enable_auto_commit=False,
@@ -146,7 +164,8 @@ class KafkaSource:
         try:
             self._consumer = self._join()
         except Exception as exc:
-            raise SourceError(f"cannot join group {group!r} on {bootstrap}: {exc}") from exc
+            where = self._consumer_options["bootstrap_servers"]
+            raise _source_error(exc, f"cannot join group {group!r} on {where}") from exc
 
     def _join(self) -> Any:
         """A new consumer subscribed to the topic, with this source's rebalance listener."""
@@ -249,7 +268,7 @@ class KafkaSource:
         try:
             return self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except Exception as exc:
-            raise SourceError(f"Kafka poll failed: {exc}") from exc
+            raise _source_error(exc, "Kafka poll failed") from exc
 
     def commit(self) -> None:
         if not self._positions:
@@ -268,7 +287,7 @@ class KafkaSource:
             # The rows are in ClickHouse; whoever owns the partition next re-reads them and they collapse.
             log.warning("offset commit lost to a rebalance (%s); those messages will be read again", exc)
         except Exception as exc:
-            raise SourceError(f"Kafka offset commit failed: {exc}") from exc
+            raise _source_error(exc, "Kafka offset commit failed") from exc
 
     def rewind(self) -> None:
         for tp, offset in self._handed_from.items():

@@ -32,6 +32,8 @@ from typing import Callable, NamedTuple
 from schemas.backoff import Backoff
 from schemas.spool import SEGMENT_MAGIC, SpoolRecord, list_segments
 
+from schemas.errors import AccessDenied
+
 from .errors import TransportError
 from .kafka_transport import KafkaTransport, SendHandle
 from .outbox import keep_rejected, replay_segment
@@ -221,6 +223,9 @@ class FailoverTransport:
             self._kafka = self._connect()
         except TransportError as exc:
             self._trip_locked(f"cannot connect ({exc})")
+        except AccessDenied as exc:  # events stay safe in the outbox; someone has to fix the settings
+            _log.error("runstream: Kafka refused this process: %s; events go to the outbox meanwhile", exc)
+            self._trip_locked(f"refused ({exc})")
 
     def _reap_locked(self) -> None:
         """Drop acknowledged messages from the head; trip on a failure, a stall or too much unacknowledged."""
@@ -314,6 +319,10 @@ class FailoverTransport:
                 kafka = self._connect()
             except TransportError as exc:
                 _log.debug("Kafka still unreachable: %s", exc)
+                next_attempt = self._clock() + backoff.next_delay()
+                continue
+            except AccessDenied as exc:
+                _log.debug("Kafka still refuses this process: %s", exc)
                 next_attempt = self._clock() + backoff.next_delay()
                 continue
             try:

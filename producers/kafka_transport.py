@@ -17,7 +17,7 @@ import threading
 from typing import Any, Mapping
 
 from schemas.errors import ConfigurationError
-from schemas.kafka_client import KafkaNetClient, ensure_topics, kafka
+from schemas.kafka_client import KafkaNetClient, ensure_topics, kafka, login, refusal
 
 from .errors import TransportError
 
@@ -59,6 +59,10 @@ def ensure_topic(
         created = ensure_topics(options, {topic: partitions}, replication_factor=replication_factor,
                                 timeout_s=timeout_s, client_id="runstream-sdk-admin")
     except kafka.errors.KafkaError as exc:
+        denied = refusal(exc, f"making sure topic {topic!r} exists (a producer principal may not create it: "
+                              "create it as the admin)")
+        if denied is not None:
+            raise denied from exc
         raise TransportError(f"could not make sure Kafka topic {topic!r} exists: {exc}") from exc
     return bool(created)
 
@@ -68,7 +72,9 @@ class KafkaTransport:
 
     Construction connects (bounded by ``connect_timeout_s``) and makes sure
     ``topic`` exists with ``partitions`` partitions; a broker that cannot be
-    reached raises :class:`TransportError`.
+    reached raises :class:`TransportError`. With TLS or SASL it first logs in
+    once (:func:`schemas.kafka_client.login`): a refused certificate, password or
+    permission raises :class:`~schemas.errors.AccessDenied`, which is not retried.
     """
 
     def __init__(
@@ -87,6 +93,8 @@ class KafkaTransport:
         self._failures: list[BaseException] = []
         self._failures_lock = threading.Lock()
         timeout_ms = int(connect_timeout_s * 1000)
+        if not login(options, timeout_s=connect_timeout_s):
+            raise TransportError(f"no Kafka broker of {options.get('bootstrap_servers')} answered")
         if create_topic:
             ensure_topic(options, topic, partitions=partitions, replication_factor=replication_factor,
                          timeout_s=connect_timeout_s)

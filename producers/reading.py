@@ -41,7 +41,7 @@ from typing import Any, ContextManager
 
 from schemas.backoff import Backoff
 from schemas.limits import RunLimits
-from schemas.settings import ENV, WorkspaceSettings
+from schemas.settings import ENV, ENV_SECRETS, WorkspaceSettings
 from store import (
     HomeLock,
     NotVisible,
@@ -140,7 +140,10 @@ class HomeOwner:
             if getattr(s.limits, f.name) != getattr(defaults, f.name):
                 command += ["--limit", f"{f.name}={getattr(s.limits, f.name)}"]
         # Only our arguments say where things are: the caller's RUNSTREAM_* may describe another setup.
-        env = {k: v for k, v in os.environ.items() if k not in ENV.values()}
+        # TLS/SASL settings and passwords go through the environment, never this command line.
+        passwords = {*ENV_SECRETS.values(), *(f"{var}_FILE" for var in ENV_SECRETS.values())}
+        env = {k: v for k, v in os.environ.items() if k not in ENV.values() and k not in passwords}
+        env.update(s.security_env())
         s.home.mkdir(parents=True, exist_ok=True)
         log.info("runstream: starting an owner for %s (it exits after %gs without reads)", s.home, s.owner_idle_s)
         output = str(s.home / OWNER_LOG)
@@ -207,7 +210,8 @@ def open_reader(settings: WorkspaceSettings) -> RunReader:
     """The reader of runs for ``settings`` (see the module docstring for where it reads)."""
     translate = _sdk_errors(settings)
     owner = HomeOwner(settings) if settings.kafka is None or settings.clickhouse is None else None
-    server = server_reads(settings.clickhouse) if settings.clickhouse is not None else None
+    server = (server_reads(settings.clickhouse, password=settings.clickhouse_password)
+              if settings.clickhouse is not None else None)
 
     @contextlib.contextmanager
     def connect() -> Iterator[ReadQueries]:

@@ -132,10 +132,15 @@ class Workspace:
             spool = s.spool_dir
             return lambda writer_id: SpoolTransport(spool, writer_id)
         # Imported here: kafka-python loads only when a broker is configured.
+        from schemas.kafka_login import check_kafka_login
+
         from .failover import FailoverTransport
         from .kafka_transport import KafkaTransport
 
         options = s.kafka_client_options()
+        # A wrong password or an untrusted certificate is a mistake in the settings: say so here, in
+        # the caller's thread, once (AccessDenied), rather than spool every event to the outbox.
+        check_kafka_login(options["bootstrap_servers"], options, timeout_s=s.connect_timeout_s)
 
         def build(writer_id: str) -> EventTransport:
             def connect() -> KafkaTransport:

@@ -97,5 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.verbose < 2:
         logging.getLogger("kafka").setLevel(logging.WARNING)
+        # clickhouse-driver logs a traceback for every failed connection attempt; the commands say
+        # themselves, once, why ClickHouse is not available and whether they retry.
+        logging.getLogger("clickhouse_driver.connection").setLevel(logging.ERROR)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)

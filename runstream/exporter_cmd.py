@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from consumers.exporter import PipelineCollector, Poller
 from consumers.exporter_sources import ClickHouseSystemStats, KafkaAdminOffsets
 from schemas.errors import ConfigurationError
+from schemas.secrets import has_password, redact_logs
 from schemas.settings import ENV, LOCAL_CLICKHOUSE, LOCAL_KAFKA, ExporterSettings
 
 __all__ = ["register", "run", "build_settings", "start_exporter", "RunningExporter"]
@@ -57,6 +58,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def build_settings(args: argparse.Namespace, env: Mapping[str, str]) -> ExporterSettings:
     """Flags, then the environment, then the local stack's addresses (the exporter needs both systems)."""
+    if args.clickhouse and has_password(args.clickhouse):
+        raise ConfigurationError("--clickhouse must not hold a password (anyone on this machine can read a "
+                                 "command line): set RUNSTREAM_CLICKHOUSE_PASSWORD or RUNSTREAM_CLICKHOUSE_PASSWORD_FILE")
     return ExporterSettings.resolve(
         {"port": args.port, "host": args.host, "kafka": args.kafka or env.get(ENV["kafka"]) or LOCAL_KAFKA,
          "clickhouse": args.clickhouse or env.get(ENV["clickhouse"]) or LOCAL_CLICKHOUSE, "group": args.group,
@@ -83,8 +87,9 @@ def start_exporter(settings: ExporterSettings, registry: CollectorRegistry) -> R
     poller = Poller(
         collector,
         settings,
-        kafka=KafkaAdminOffsets(settings.kafka, timeout_s=client_timeout_s),
-        clickhouse=ClickHouseSystemStats(settings.clickhouse, timeout_s=client_timeout_s),
+        kafka=KafkaAdminOffsets(settings.kafka_client_options(), timeout_s=client_timeout_s),
+        clickhouse=ClickHouseSystemStats(settings.clickhouse, timeout_s=client_timeout_s,
+                                         password=settings.clickhouse_password),
     )
     server, _thread = start_http_server(settings.port, addr=settings.host, registry=registry)
     poller.start()
@@ -104,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"runstream exporter: {exc}", file=sys.stderr, flush=True)
         return 2
+    redact_logs(settings.secret_values())
     if getattr(args, "verbose", 0) < 2:
         # The exporter logs each source going down and coming back, once; the client
         # libraries would log every failed connection attempt of every poll.

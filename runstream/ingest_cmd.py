@@ -26,6 +26,7 @@ from typing import Any
 from consumers.service import ON_DEMAND_ROLE, HomeBusy, IngestService, Interrupted
 from schemas.errors import ConfigurationError, PipelineError
 from schemas.limits import RunLimits
+from schemas.secrets import has_password, redact_logs
 from schemas.settings import DEFAULT_DLQ_TOPIC, DEFAULT_GROUP, IngestSettings
 
 __all__ = ["register", "build_settings"]
@@ -55,13 +56,18 @@ def register(subparsers: Any) -> None:
         description=(
             "Consume runstream events and write them to ClickHouse exactly once. Source: Kafka when --kafka or "
             "RUNSTREAM_KAFKA is set, else the local spool under the home. Sink: the ClickHouse server of "
-            "--clickhouse / RUNSTREAM_CLICKHOUSE, else chDB under the home. SIGTERM or Ctrl-C flushes, commits "
+            "--clickhouse-writer / RUNSTREAM_CLICKHOUSE_WRITER (the writer user), else --clickhouse / "
+            "RUNSTREAM_CLICKHOUSE, else chDB under the home. Passwords come from RUNSTREAM_*_PASSWORD or "
+            "RUNSTREAM_*_PASSWORD_FILE, never the command line. SIGTERM or Ctrl-C flushes, commits "
             "and exits 0."
         ),
     )
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
     p.add_argument("--clickhouse", metavar="URL",
-                   help="clickhouse://user:pass@host:9000/db (default: $RUNSTREAM_CLICKHOUSE)")
+                   help="clickhouse://user@host:9000/db (default: $RUNSTREAM_CLICKHOUSE)")
+    p.add_argument("--clickhouse-writer", metavar="URL",
+                   help="the URL inserts and migrations use, when another user than --clickhouse's "
+                        "(default: $RUNSTREAM_CLICKHOUSE_WRITER)")
     p.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
     p.add_argument("--topic", help="events topic (default: $RUNSTREAM_TOPIC or runstream.events)")
     p.add_argument("--group", help=f"consumer group (default: {DEFAULT_GROUP})")
@@ -96,8 +102,13 @@ def register(subparsers: Any) -> None:
 
 def build_settings(args: argparse.Namespace, env: dict[str, str]) -> IngestSettings:
     """The worker's settings from the flags, the environment and the defaults."""
+    for flag, url, var in (("--clickhouse", args.clickhouse, "RUNSTREAM_CLICKHOUSE_PASSWORD"),
+                           ("--clickhouse-writer", args.clickhouse_writer, "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD")):
+        if url and has_password(url):
+            raise ConfigurationError(f"{flag} must not hold a password (anyone on this machine can read a "
+                                     f"command line): set {var} or {var}_FILE")
     values: dict[str, Any] = {
-        "kafka": args.kafka, "clickhouse": args.clickhouse, "home": args.home, "topic": args.topic,
+        "kafka": args.kafka, "clickhouse": args.clickhouse, "clickhouse_writer": args.clickhouse_writer, "home": args.home, "topic": args.topic,
         "group": args.group, "dlq_topic": args.dlq_topic, "topic_partitions": args.topic_partitions,
         "flush_rows": args.flush_rows, "flush_interval_s": args.flush_interval_s,
         "heartbeat_lost_s": args.heartbeat_lost_s,
@@ -151,6 +162,7 @@ def _ingest(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         _say(str(exc))
         return 2
+    redact_logs(settings.secret_values())
     role = ON_DEMAND_ROLE if args.on_demand else "ingest"
     service = IngestService(settings, progress=lambda m: log.info("%s", m), role=role)
 

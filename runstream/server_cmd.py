@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from producers import Workspace
 from schemas.errors import ConfigurationError, PipelineError
 from schemas.limits import RunLimits
+from schemas.secrets import has_password, redact_logs
 from schemas.settings import IngestSettings, WorkspaceSettings
 
 from .server.app import create_app, serve
@@ -53,7 +54,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, help="port (default: the port of $RUNSTREAM_SERVER, 5000)")
     p.add_argument("--home", type=Path, help="runstream home (default: $RUNSTREAM_HOME or ./.runstream)")
     p.add_argument("--kafka", metavar="BOOTSTRAP", help="Kafka bootstrap servers (default: $RUNSTREAM_KAFKA)")
-    p.add_argument("--clickhouse", metavar="URL", help="ClickHouse URL for reads (default: $RUNSTREAM_CLICKHOUSE)")
+    p.add_argument("--clickhouse", metavar="URL", help="ClickHouse URL for reads, the reader user's "
+                   "(default: $RUNSTREAM_CLICKHOUSE; its password from $RUNSTREAM_CLICKHOUSE_PASSWORD[_FILE])")
     p.add_argument("--topic", help="events topic (default: $RUNSTREAM_TOPIC or runstream.events)")
     p.set_defaults(handler=_server)
 
@@ -70,14 +72,17 @@ class _Server:
     """What ``runstream server`` owns: where it reads (and ingests), the SDK it writes through, the backend."""
 
     def __init__(self, args: argparse.Namespace) -> None:
+        if args.clickhouse and has_password(args.clickhouse):
+            raise ConfigurationError("--clickhouse must not hold a password (anyone on this machine can read a "
+                                     "command line): set RUNSTREAM_CLICKHOUSE_PASSWORD or ..._PASSWORD_FILE")
         explicit = {"home": args.home, "kafka": args.kafka, "clickhouse": args.clickhouse, "topic": args.topic}
         limits = _limits(WorkspaceSettings.resolve(explicit).home)
         self.settings = WorkspaceSettings.resolve({**explicit, "limits": limits})
         s = self.settings
         self.reads = ServerReads(replace(IngestSettings.resolve(explicit), limits=limits),
                                  progress=lambda m: log.info("%s", m))
-        workspace = Workspace(home=s.home, kafka=s.kafka, clickhouse=s.clickhouse, topic=s.topic, limits=limits,
-                              install_signal_handlers=False)
+        # The SDK's settings whole: in Kafka mode MLflow writes go out as the producer principal (TLS/SASL).
+        workspace = Workspace(settings=replace(s, install_signal_handlers=False))
         self.backend = RunstreamBackend(workspace, self.reads.connect, state_dir=s.home / "mlflow",
                                         settle=lambda: self.reads.settle(s.visible_timeout_s))
 
@@ -96,6 +101,7 @@ def _server(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         print(f"runstream server: {exc}", file=sys.stderr)
         return 2
+    redact_logs(server.settings.secret_values())  # no password reaches a log line, even a library's
     where = urlsplit(server.settings.server)
     host = args.host or where.hostname or "127.0.0.1"
     port = args.port or where.port or 5000

@@ -10,6 +10,7 @@ from typing import Any
 
 from producers import spool_tools
 from schemas.errors import PipelineError
+from schemas.secrets import redact_logs
 from schemas.settings import Settings
 
 __all__ = ["register"]
@@ -48,6 +49,7 @@ def _spool_replay(args: argparse.Namespace) -> int:
     if settings.kafka is None:
         _say("runstream spool replay: no Kafka to replay into: pass --kafka or set RUNSTREAM_KAFKA")
         return 2
+    redact_logs(settings.secret_values())
 
     def progress(p: Any) -> None:
         if p.done:
@@ -56,8 +58,9 @@ def _spool_replay(args: argparse.Namespace) -> int:
 
     _say(f"replaying abandoned segments of {settings.outbox_dir} into {settings.topic} on {settings.kafka}")
     try:
+        options = {k: v for k, v in settings.kafka_client_options().items() if k != "bootstrap_servers"}
         result = spool_tools.replay(settings.home, settings.kafka, settings.topic, progress=progress,
-                                    kafka_options=settings.kafka_options)
+                                    kafka_options=options)
     except PipelineError as exc:
         _say(f"runstream spool replay: {exc}")
         return 1

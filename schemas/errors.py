@@ -10,6 +10,11 @@ dead-letter it, never retry it)::
     │   ├── EncodeError                a record cannot be encoded (ValueError)
     │   └── DecodeError                bytes are not a valid runstream event (.reason)
     ├── ConfigurationError             schemas: bad settings, runstream.json, flags or limits (ValueError)
+    ├── AccessDenied                   a server answered and refused this client (never retriable)
+    │   ├── CertificateUntrusted       its TLS certificate is not signed by the trusted CA (schemas.kafka_login)
+    │   ├── TlsHandshakeFailed         it does not speak TLS on that port
+    │   ├── AuthenticationFailed       wrong user or password, or a SASL mechanism it does not offer
+    │   └── NotAuthorized              logged in, but an ACL forbids the operation (schemas.kafka_client)
     ├── store.errors.StoreError        ClickHouse / chDB refused or unreachable (retriable per instance)
     │   ├── StoreBusy                  another process holds the chDB directory
     │   └── OwnerUnavailable           nobody answers on a home's query socket
@@ -32,7 +37,7 @@ other package imports them.
 
 from __future__ import annotations
 
-__all__ = ["PipelineError", "ContractError", "EncodeError", "DecodeError", "ConfigurationError"]
+__all__ = ["PipelineError", "ContractError", "EncodeError", "DecodeError", "ConfigurationError", "AccessDenied"]
 
 
 class PipelineError(Exception):
@@ -71,3 +76,10 @@ class DecodeError(ContractError):
 
 class ConfigurationError(PipelineError, ValueError):
     """Settings, a ``runstream.json``, command-line flags or limits are invalid; found at start, never retried."""
+
+
+class AccessDenied(PipelineError):
+    """A server answered and refused this client: an untrusted certificate, a wrong password, a
+    missing permission. Retrying cannot help; the message says what was refused (never a password)."""
+
+    retriable = False

@@ -6,6 +6,11 @@
 - :func:`open_admin_client` leaves nothing running when the broker cannot be reached.
 - :func:`ensure_topics` creates missing topics (runstream's brokers run with
   auto-creation off, and runstream never relies on it).
+- :func:`login` checks TLS and SASL once, with one clear error
+  (:mod:`schemas.kafka_login`: kafka-python would retry a refused login until
+  it times out), and :func:`refusal` turns kafka-python's "not authorized"
+  errors into :class:`NotAuthorized`; both are :class:`~schemas.errors.AccessDenied`,
+  which no caller retries.
 
 Only processes that talk to Kafka import this module; ``import schemas`` does not.
 Errors are kafka-python's own (``kafka.errors.KafkaError``): each caller wraps them
@@ -27,9 +32,40 @@ with warnings.catch_warnings():
     import kafka.structs
     from kafka.net.compat import KafkaNetClient
 
-__all__ = ["kafka", "KafkaNetClient", "open_admin_client", "ensure_topics"]
+from .errors import AccessDenied
+from .kafka_login import AuthenticationFailed, check_kafka_login
+from .secrets import RedactingFilter
+
+__all__ = ["kafka", "KafkaNetClient", "NotAuthorized", "open_admin_client", "ensure_topics", "login", "refusal"]
 
 _log = logging.getLogger("runstream.kafka")
+# kafka-python's admin client logs its whole configuration, SASL password included, at DEBUG.
+logging.getLogger("kafka.admin.client").addFilter(RedactingFilter())
+
+
+class NotAuthorized(AccessDenied):
+    """Kafka refused an operation to the principal this process logged in as (an ACL is missing)."""
+
+
+def login(options: Mapping[str, Any], *, timeout_s: float = 10.0) -> bool:
+    """Check TLS and SASL of ``options`` (kafka-python's, with ``bootstrap_servers``) once.
+
+    True when a broker accepted the login (or nothing needs checking), False when
+    none answered (an outage); :class:`~schemas.errors.AccessDenied` when refused.
+    """
+    return check_kafka_login(options["bootstrap_servers"], options, timeout_s=timeout_s)
+
+
+def refusal(exc: BaseException, what: str) -> AccessDenied | None:
+    """The :class:`~schemas.errors.AccessDenied` that ``exc`` means, or None when it means something else."""
+    if isinstance(exc, AccessDenied):
+        return exc
+    if isinstance(exc, kafka.errors.AuthorizationError):
+        return NotAuthorized(f"Kafka refused {what}: {type(exc).__name__}: {exc} (this principal lacks an ACL "
+                             "for it; see README, Security)")
+    if isinstance(exc, kafka.errors.SaslAuthenticationFailedError):
+        return AuthenticationFailed(f"Kafka refused the SASL login for {what}: {exc}")
+    return None
 
 
 def open_admin_client(**configs: Any) -> Any:

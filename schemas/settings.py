@@ -13,6 +13,16 @@ command-line flags), the environment (:data:`ENV`), a ``runstream.json``
 (:meth:`Settings.from_file`), the defaults below. Nothing configured is the
 embedded default: events go to the spool under ``$RUNSTREAM_HOME/spool`` and
 are stored in chDB under ``$RUNSTREAM_HOME/chdb``; no server is needed.
+
+Security (README, "Security"): ``kafka_security`` (``SASL_SSL`` = TLS and a
+SCRAM login), ``kafka_ca_file``, ``kafka_user`` and ``kafka_password`` build the
+TLS/SASL options of every Kafka client; ``clickhouse`` may be ``clickhouses://``
+with ``?ca_certs=``. Passwords (:data:`ENV_SECRETS`) come from the environment,
+from the file a ``*_FILE`` variable names, or from ``runstream.json`` (a
+warning when other users can read it), never from a command line. They are
+held as :class:`~schemas.secrets.Secret` (printed ``***``); a password written
+into the ClickHouse URL is moved into ``clickhouse_password``, so
+``Settings.clickhouse`` can be logged.
 """
 
 from __future__ import annotations
@@ -25,9 +35,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .errors import ConfigurationError
 from .limits import RunLimits
+from .secrets import Secret, SecretError, check_private_file, read_secret_file, redact_url, secret_from_env
 
 __all__ = [
     "CONFIG_FILE_NAME",
@@ -38,6 +50,8 @@ __all__ = [
     "DEFAULT_TOPIC",
     "ENV",
     "ENV_CONFIG",
+    "ENV_SECRETS",
+    "KAFKA_SECURITY_PROTOCOLS",
     "ExporterSettings",
     "IngestSettings",
     "LOCAL_CLICKHOUSE",
@@ -65,11 +79,29 @@ DEFAULT_SERVER = "http://127.0.0.1:5000"
 ENV: Mapping[str, str] = {
     "kafka": "RUNSTREAM_KAFKA",
     "clickhouse": "RUNSTREAM_CLICKHOUSE",
+    "clickhouse_writer": "RUNSTREAM_CLICKHOUSE_WRITER",
     "home": "RUNSTREAM_HOME",
     "topic": "RUNSTREAM_TOPIC",
     "server": "RUNSTREAM_SERVER",
+    "kafka_security": "RUNSTREAM_KAFKA_SECURITY",
+    "kafka_ca_file": "RUNSTREAM_KAFKA_CA_FILE",
+    "kafka_sasl_mechanism": "RUNSTREAM_KAFKA_SASL_MECHANISM",
+    "kafka_user": "RUNSTREAM_KAFKA_USER",
 }
 """Setting -> the environment variable it is read from (every process reads the same ones)."""
+ENV_SECRETS: Mapping[str, str] = {
+    "kafka_password": "RUNSTREAM_KAFKA_PASSWORD",
+    "clickhouse_password": "RUNSTREAM_CLICKHOUSE_PASSWORD",
+    "clickhouse_writer_password": "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD",
+}
+"""Password setting -> its variable; ``<variable>_FILE`` names a file holding it instead (never both)."""
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_SSL", "SASL_PLAINTEXT")
+_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+_SECURITY_OPTIONS = frozenset({"security_protocol", "ssl_cafile", "sasl_mechanism", "sasl_plain_username",
+                               "sasl_plain_password"})
+"""kafka-python options the ``kafka_*`` security settings set; not also in ``kafka_options``."""
+_SECRET_OPTIONS = frozenset({"sasl_plain_password", "ssl_password"})
+"""kafka-python options that hold a password: kept as a Secret, revealed only to the client."""
 ENV_CONFIG = "RUNSTREAM_CONFIG"
 """Path of the ``runstream.json`` that ``Workspace.from_config()`` reads."""
 
@@ -98,7 +130,11 @@ class Settings:
     kafka: str | None = None
     """Bootstrap servers, ``host:port[,host:port...]``; None = the embedded spool."""
     clickhouse: str | None = None
-    """``clickhouse://user:pass@host:9000/db`` (``clickhouses://`` for TLS); None = chDB under ``home``."""
+    """``clickhouse://user@host:9000/db`` (``clickhouses://...?ca_certs=ca.pem`` for TLS); None = chDB under
+    ``home``. Every read goes here: with least-privilege users, this is the read-only ``runstream_reader``."""
+    clickhouse_writer: str | None = None
+    """Where ingest inserts and migrations run (``runstream_writer``), when that is another user than
+    ``clickhouse``'s; None = ``clickhouse``. Only writers (``runstream ingest``, a home's owner) use it."""
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME).absolute())
     """Local data: ``spool/``, ``outbox/``, ``chdb/``, ``deadletter/``, the owner lock."""
     topic: str = DEFAULT_TOPIC
@@ -109,8 +145,23 @@ class Settings:
     """Partitions of a topic runstream has to create (broker auto-creation is never relied on)."""
     topic_replication_factor: int = -1
     """-1 = the broker's ``default.replication.factor``."""
+    kafka_security: str = "PLAINTEXT"
+    """How every Kafka client connects: ``PLAINTEXT``, ``SSL`` (TLS), ``SASL_SSL`` (TLS and a SCRAM login;
+    what a secure broker wants) or ``SASL_PLAINTEXT``. Nothing ever falls back to plaintext."""
+    kafka_ca_file: Path | None = None
+    """TLS: the PEM file of the CA that signed the brokers' certificates; None = the system's CAs."""
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_user: str | None = None
+    """SASL: the principal this process logs in as (``runstream-producer``, ``runstream-ingest``, ...)."""
+    kafka_password: Secret | None = None
+    """SASL: its password (``RUNSTREAM_KAFKA_PASSWORD`` or ``..._FILE``); printed as ``***``."""
+    clickhouse_password: Secret | None = None
+    """The ClickHouse user's password (``RUNSTREAM_CLICKHOUSE_PASSWORD`` or ``..._FILE``, or the URL's)."""
+    clickhouse_writer_password: Secret | None = None
+    """``clickhouse_writer``'s password (``RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD`` or ``..._FILE``)."""
     kafka_options: Mapping[str, Any] = field(default_factory=dict)
-    """Extra kafka-python client settings (TLS/SASL: ``security_protocol``, ``ssl_cafile``, ``sasl_mechanism``...)."""
+    """Extra kafka-python client settings (``ssl_check_hostname``, client certificates...). The TLS/SASL
+    basics have settings of their own (above); a password given here is held as a Secret."""
     limits: RunLimits = field(default_factory=RunLimits)
     heartbeat_lost_s: float = 300.0
     """A Running run silent this long reads as Failed ("process lost") and stops counting as active."""
@@ -125,9 +176,14 @@ class Settings:
             servers = [s.strip() for s in self.kafka.split(",")]
             if not all(_HOST_PORT.fullmatch(s) for s in servers):
                 raise ConfigurationError(f"kafka must be host:port[,host:port...], got {self.kafka!r}")
-        if self.clickhouse is not None and not self.clickhouse.startswith(("clickhouse://", "clickhouses://")):
-            raise ConfigurationError(
-                f"clickhouse must be a clickhouse://user:pass@host:port/db URL, got {self.clickhouse!r}")
+        for name in ("clickhouse", "clickhouse_writer"):
+            url = getattr(self, name)
+            if url is not None and not url.startswith(("clickhouse://", "clickhouses://")):
+                raise ConfigurationError(f"{name} must be a clickhouse://user@host:port/db URL, got {redact_url(url)!r}")
+        if self.clickhouse_writer is not None and self.clickhouse is None:
+            raise ConfigurationError("clickhouse_writer (RUNSTREAM_CLICKHOUSE_WRITER) is set but clickhouse is not: "
+                                     "set RUNSTREAM_CLICKHOUSE to the same server's reader URL")
+        self._check_security()
         if not isinstance(self.home, Path):
             raise ConfigurationError(f"home must be a Path, got {self.home!r}")
         if not isinstance(self.server, str) or not self.server.startswith(("http://", "https://")):
@@ -147,7 +203,98 @@ class Settings:
         if clash:
             raise ConfigurationError(f"kafka_options may not set {', '.join(clash)}: runstream manages them")
 
+    def _check_security(self) -> None:
+        set_ = object.__setattr__  # frozen: normalised once, here
+        for name in ENV_SECRETS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                set_(self, name, Secret(value) if value else None)
+            elif value is not None and not isinstance(value, Secret):
+                raise ConfigurationError(f"{name} must be a str or a schemas.secrets.Secret")
+        for name in ("clickhouse", "clickhouse_writer"):
+            url = getattr(self, name)
+            url_password = _url_password(url) if url is not None else None
+            if url is not None and url_password is not None:
+                if getattr(self, f"{name}_password") is not None:
+                    raise ConfigurationError(f"the ClickHouse password is given twice: in the {name} URL and in "
+                                             f"{name}_password ({ENV_SECRETS[f'{name}_password']}[_FILE]); keep one")
+                set_(self, f"{name}_password", Secret(url_password))
+                set_(self, name, _url_without_password(url))
+        if self.clickhouse_writer_password is not None and self.clickhouse_writer is None:
+            raise ConfigurationError("clickhouse_writer_password is set but clickhouse_writer "
+                                     "(RUNSTREAM_CLICKHOUSE_WRITER) is not")
+        security = str(self.kafka_security).upper()
+        if security not in KAFKA_SECURITY_PROTOCOLS:
+            raise ConfigurationError(
+                f"kafka_security must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}, got {self.kafka_security!r}")
+        set_(self, "kafka_security", security)
+        mechanism = str(self.kafka_sasl_mechanism).upper()
+        if mechanism not in _SASL_MECHANISMS:
+            raise ConfigurationError(
+                f"kafka_sasl_mechanism must be one of {', '.join(_SASL_MECHANISMS)}, got {self.kafka_sasl_mechanism!r}")
+        set_(self, "kafka_sasl_mechanism", mechanism)
+        if self.kafka_ca_file is not None:
+            set_(self, "kafka_ca_file", Path(self.kafka_ca_file).expanduser().absolute())
+        sasl = security.startswith("SASL")
+        if sasl and not (self.kafka_user and self.kafka_password):
+            raise ConfigurationError(f"kafka_security {security} needs kafka_user (RUNSTREAM_KAFKA_USER) and "
+                                     "kafka_password (RUNSTREAM_KAFKA_PASSWORD or RUNSTREAM_KAFKA_PASSWORD_FILE)")
+        if not sasl and (self.kafka_user or self.kafka_password):
+            raise ConfigurationError(f"a Kafka user and password are set but kafka_security is {security}: they "
+                                     "would not be used; set RUNSTREAM_KAFKA_SECURITY=SASL_SSL")
+        if security in ("PLAINTEXT", "SASL_PLAINTEXT") and self.kafka_ca_file is not None:
+            raise ConfigurationError(f"kafka_ca_file is set but kafka_security is {security} (no TLS): "
+                                     "set RUNSTREAM_KAFKA_SECURITY=SASL_SSL or SSL")
+        options = dict(self.kafka_options)
+        secured = security != "PLAINTEXT"
+        clash = sorted(set(options) & _SECURITY_OPTIONS) if secured else []
+        if clash:
+            raise ConfigurationError(f"kafka_options may not set {', '.join(clash)} when kafka_security is "
+                                     f"{security}: the kafka_* settings set them")
+        for key in _SECRET_OPTIONS & set(options):
+            if isinstance(options[key], str):
+                options[key] = Secret(options[key])
+        set_(self, "kafka_options", options)
+
+    @property
+    def has_secrets(self) -> bool:
+        """True when a password is set (a settings file written from these must stay private)."""
+        return (any(getattr(self, name) is not None for name in ENV_SECRETS)
+                or any(key in self.kafka_options for key in _SECRET_OPTIONS))
+
+    def secret_values(self) -> list[Secret]:
+        """Every password these settings hold, for :func:`schemas.secrets.redact`."""
+        found = [s for s in (getattr(self, name) for name in ENV_SECRETS) if s is not None]
+        return found + [v for k, v in self.kafka_options.items() if k in _SECRET_OPTIONS and isinstance(v, Secret)]
+
+    def security_env(self) -> dict[str, str]:
+        """The ``RUNSTREAM_*`` variables that give a child process these TLS/SASL settings and passwords.
+
+        For processes runstream starts itself (a home's owner, a submitted job): passwords go through
+        the environment, never a command line.
+        """
+        env = {ENV["kafka_security"]: self.kafka_security, ENV["kafka_sasl_mechanism"]: self.kafka_sasl_mechanism}
+        if self.kafka_ca_file is not None:
+            env[ENV["kafka_ca_file"]] = str(self.kafka_ca_file)
+        if self.kafka_user:
+            env[ENV["kafka_user"]] = self.kafka_user
+        if self.clickhouse_writer is not None:
+            env[ENV["clickhouse_writer"]] = self.clickhouse_writer
+        for name, var in ENV_SECRETS.items():
+            secret = getattr(self, name)
+            if secret is not None:
+                env[var] = secret.reveal()
+        return env
+
     # -- where things are ----------------------------------------------------------------------
+
+    @property
+    def sink_clickhouse(self) -> tuple[str | None, Secret | None]:
+        """Where a writer (ingest, migrations) connects and with which password: ``clickhouse_writer`` when set,
+        else ``clickhouse``; (None, None) = chDB under ``home``."""
+        if self.clickhouse_writer is not None:
+            return self.clickhouse_writer, self.clickhouse_writer_password
+        return self.clickhouse, self.clickhouse_password
 
     @property
     def embedded(self) -> bool:
@@ -179,7 +326,16 @@ class Settings:
         if self.kafka is None:
             raise ConfigurationError("no Kafka is configured (set RUNSTREAM_KAFKA or pass kafka=)")
         options: dict[str, Any] = {"bootstrap_servers": [s.strip() for s in self.kafka.split(",")]}
-        options.update(self.kafka_options)
+        if self.kafka_security != "PLAINTEXT":
+            options["security_protocol"] = self.kafka_security
+        if self.kafka_security in ("SSL", "SASL_SSL") and self.kafka_ca_file is not None:
+            options["ssl_cafile"] = str(self.kafka_ca_file)
+        if self.kafka_security.startswith("SASL"):
+            assert self.kafka_user and self.kafka_password  # checked in __post_init__
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism, sasl_plain_username=self.kafka_user,
+                           sasl_plain_password=self.kafka_password.reveal())
+        for key, value in self.kafka_options.items():
+            options[key] = value.reveal() if isinstance(value, Secret) else value
         return options
 
     # -- building ------------------------------------------------------------------------------
@@ -202,14 +358,27 @@ class Settings:
         """
         env = os.environ if env is None else env
         known = {f.name: f for f in fields(cls)}
+        file_keys = {f"{name}_file" for name in ENV_SECRETS}
         for source_name, source in (("runstream.json", config or {}), ("settings", explicit or {})):
-            unknown = sorted(set(source) - set(known))
+            allowed = set(known) | (file_keys if source_name == "runstream.json" else set())
+            unknown = sorted(set(source) - allowed)
             if unknown:
                 raise ConfigurationError(
                     f"{source_name}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {}
         if config:
             values.update(config)
+            for name in ENV_SECRETS:  # runstream.json may name a file instead: "kafka_password_file"
+                file_name = values.pop(f"{name}_file", None)
+                if file_name is not None:
+                    if values.get(name) is not None:
+                        raise ConfigurationError(f"runstream.json: {name} and {name}_file are both set; keep one")
+                    path = Path(str(file_name)).expanduser()
+                    try:
+                        values[name] = read_secret_file(path if path.is_absolute() or config_dir is None
+                                                        else config_dir / path)
+                    except SecretError as exc:
+                        raise ConfigurationError(f"runstream.json: {exc}") from None
             if values.get("home") is not None:
                 home = Path(str(values["home"])).expanduser()
                 values["home"] = home if home.is_absolute() or config_dir is None else config_dir / home
@@ -221,6 +390,13 @@ class Settings:
         for name, var in ENV.items():
             if env.get(var):
                 values[name] = env[var]
+        try:
+            for name, var in ENV_SECRETS.items():
+                secret = secret_from_env(env, var)
+                if secret is not None:
+                    values[name] = secret
+        except SecretError as exc:
+            raise ConfigurationError(str(exc)) from None
         values.update({name: value for name, value in (explicit or {}).items() if value is not None})
         if "home" in values:
             values["home"] = Path(values["home"]).expanduser().absolute()
@@ -248,7 +424,10 @@ class Settings:
             raise ConfigurationError(f"{path} is not valid JSON: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigurationError(f"{path}: expected a JSON object of settings")
-        return cls.resolve(explicit, env=env, config=data, config_dir=path.resolve().parent)
+        settings = cls.resolve(explicit, env=env, config=data, config_dir=path.resolve().parent)
+        if _holds_a_password(data):
+            check_private_file(path, "settings file")
+        return settings
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -335,6 +514,9 @@ class IngestSettings(Settings):
     """Per-run limit counters kept in memory; the least recently used are dropped after a flush."""
     serve_queries: bool = True
     """Embedded mode: answer readers' queries on the home's query socket while this process owns chDB."""
+    reader_time_limit_s: float = 10.0
+    """Embedded mode: a reader's query (over the home's query socket) stops after this long. Readers use a
+    read-only connection of their own, so ingest never waits for one."""
 
     def __post_init__(self) -> None:
         Settings.__post_init__(self)
@@ -342,7 +524,7 @@ class IngestSettings(Settings):
             raise ConfigurationError(f"metrics port out of range: {self.metrics_port}")
         _positive_int(self, "flush_rows", "flush_bytes", "poll_max_records", "max_cached_runs", "session_timeout_ms")
         _positive_seconds(self, "flush_interval_s", "retry_initial_s", "retry_max_s", "shutdown_timeout_s",
-                          "rebalance_flush_timeout_s")
+                          "rebalance_flush_timeout_s", "reader_time_limit_s")
         if self.retry_max_s < self.retry_initial_s:
             raise ConfigurationError("retry_max_s must be >= retry_initial_s")
         if self.rebalance_flush_timeout_s * 1000 >= self.session_timeout_ms:
@@ -377,6 +559,30 @@ class ExporterSettings(Settings):
         if not 0 <= self.port <= 65535:
             raise ConfigurationError(f"port must be in 0..65535, got {self.port}")
         _positive_seconds(self, "interval_s", "timeout_s")
+
+
+def _url_password(url: str) -> str | None:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
+
+
+def _url_without_password(url: str) -> str:
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0].partition(":")[0]
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def _holds_a_password(data: Mapping[str, Any]) -> bool:
+    """A runstream.json that holds a password itself (not a file name): it must stay private."""
+    options = data.get("kafka_options")
+    urls = [data.get("clickhouse"), data.get("clickhouse_writer")]
+    return (any(bool(data.get(name)) for name in ENV_SECRETS)
+            or (isinstance(options, Mapping) and any(options.get(k) for k in _SECRET_OPTIONS))
+            or any(isinstance(url, str) and _url_password(url) is not None for url in urls))
 
 
 def find_config(start: Path | None = None, *, env: Mapping[str, str] | None = None) -> Path | None:

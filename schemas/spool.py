@@ -130,12 +130,21 @@ class SpoolWriter:
         while True:
             self._number += 1
             path = self.directory / f"{self.writer_id}-{self._number:08d}.open"
-            if not path.exists() and not path.with_suffix(".seg").exists():
+            if not any(path.with_suffix(suffix).exists() for suffix in (".open", ".seg", ".new")):
                 break
-        f = open(path, "xb")
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        f.write(SEGMENT_MAGIC)
-        f.flush()
+        # Locked before it is visible: an ingest looking at the folder between open() and flock()
+        # would take an unlocked .open segment for an abandoned one and seal it under the writer.
+        hidden = path.with_suffix(".new")
+        f = open(hidden, "xb")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            f.write(SEGMENT_MAGIC)
+            f.flush()
+            os.rename(hidden, path)
+        except BaseException:
+            f.close()
+            hidden.unlink(missing_ok=True)
+            raise
         self._file, self._path, self._size = f, path, len(SEGMENT_MAGIC)
 
 

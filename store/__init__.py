@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ContextManager
 
+from schemas.secrets import Secret
+
 from .base import TABLES, EventSink, QueryRunner, Store, check_database_name
 from .chdb import ChdbStore
 from .clickhouse import ClickHouseSettings, ClickHouseStore
@@ -61,23 +63,23 @@ __all__ = [
 ]
 
 
-def open_store(clickhouse_url: str | None, home: Path) -> Store:
-    """The store for a ``clickhouse://`` URL, or chDB at ``home / "chdb"`` when the URL is None.
+def open_store(clickhouse_url: str | None, home: Path, *, password: Secret | None = None) -> Store:
+    """The store for a ``clickhouse://`` URL (its user's ``password`` apart), or chDB at ``home / "chdb"``.
 
     Does not migrate (call ``store.migrate()``; only writers do). ``ConfigurationError``
     for a bad URL; ``StoreBusy`` when another process has the chDB directory open.
     """
     if clickhouse_url is not None:
-        return ClickHouseStore.from_url(clickhouse_url)
+        return ClickHouseStore.from_url(clickhouse_url, password=password)
     return ChdbStore(Path(home) / "chdb")
 
 
-def server_reads(clickhouse_url: str) -> Callable[[], ContextManager[ReadQueries]]:
+def server_reads(clickhouse_url: str, *, password: Secret | None = None) -> Callable[[], ContextManager[ReadQueries]]:
     """Read queries on a ClickHouse server, one connection per read (nothing is left open between reads)."""
 
     @contextlib.contextmanager
     def connect() -> Iterator[ReadQueries]:
-        server = ClickHouseStore.from_url(clickhouse_url)
+        server = ClickHouseStore.from_url(clickhouse_url, password=password)
         try:
             yield StoreQueries(server)
         finally:

@@ -25,6 +25,7 @@ __all__ = [
     "EventSink",
     "QueryRunner",
     "Store",
+    "ReadConnection",
     "TABLES",
     "CLUSTER_KEYS",
     "LOGICAL_TYPES",
@@ -90,6 +91,20 @@ class Store(EventSink, QueryRunner, Protocol):
     def migrate(self) -> list[int]:
         """Create the database and apply missing migrations; returns the versions applied now."""
         ...
+
+    def open_reader(self, *, time_limit_s: float) -> ReadConnection:
+        """A connection of its own for reads on behalf of other processes (the home's query socket).
+
+        Inserts on the store never wait for it; its queries stop after ``time_limit_s``.
+        """
+        ...
+
+
+@runtime_checkable
+class ReadConnection(QueryRunner, Protocol):
+    """A :class:`QueryRunner` with a connection of its own, closed by its user."""
+
+    def close(self) -> None: ...
 
 
 def _table(*columns: tuple[str, str]) -> Mapping[str, str]:

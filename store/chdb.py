@@ -53,7 +53,7 @@ from .errors import StoreBusy, StoreError, sink_error
 from .rowbinary import encode_rows
 from .sql import for_chdb
 
-__all__ = ["ChdbStore", "ENGINE_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"]
+__all__ = ["ChdbStore", "ChdbReader", "ENGINE_SETTINGS", "READER_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"]
 
 ENGINE_SETTINGS: Mapping[str, str] = {
     "output_format_json_quote_denormals": "1",  # NaN/inf as "nan"/"inf" instead of null
@@ -61,6 +61,12 @@ ENGINE_SETTINGS: Mapping[str, str] = {
     "output_format_json_validate_utf8": "0",  # file bytes as they are, not replaced by U+FFFD
 }
 """Session settings of every connection (passed in chDB's connection string)."""
+
+READER_SETTINGS: Mapping[str, str] = {
+    "readonly": "1",  # no INSERT, DDL, SET, table functions such as file(); a query cannot lift it
+    "max_threads": "1",  # a reader takes one core at most, whatever it asks for
+}
+"""Session settings added for :meth:`ChdbStore.open_reader` connections (``max_execution_time`` is the caller's)."""
 
 RESULT_FORMAT = "JSONCompactEachRowWithNamesAndTypes"
 """Query output format: one header line of names, one of types, one JSON array per row."""
@@ -132,6 +138,7 @@ class ChdbStore:
         self._retention_days = retention_days
         self._mutex = threading.RLock()
         self._conn: Any = None
+        self._readers: list[ChdbReader] = []
         self._lock_fd: int | None = None
         self._inserts: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = {}
         self._writer: Any = None  # a store.blocks.BlockWriter, made by the first Native insert (it imports numpy)
@@ -177,12 +184,12 @@ class ChdbStore:
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         self._lock_fd = fd
 
-    def _connect(self) -> Any:
+    def _connect(self, extra: Mapping[str, str] | None = None) -> Any:
         try:
             chdb = importlib.import_module("chdb")
         except ImportError as exc:
             raise ConfigurationError("the embedded store needs chDB: pip install 'runstream[embedded]'") from exc
-        options = "&".join(f"{k}={v}" for k, v in ENGINE_SETTINGS.items())
+        options = "&".join(f"{k}={v}" for k, v in {**ENGINE_SETTINGS, **(extra or {})}.items())
         self._path.mkdir(parents=True, exist_ok=True)
         try:
             return chdb.connect(f"{self._path}?{options}")
@@ -190,6 +197,10 @@ class ChdbStore:
             raise _error(f"open of {self._path}", exc) from exc
 
     def _release(self) -> None:
+        # Readers first: closing the last connection shuts the engine down.
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            reader._close_connection()
         conn, self._conn = self._conn, None
         if conn is not None:
             try:
@@ -206,6 +217,9 @@ class ChdbStore:
         # belongs to the open file shared with the parent, so LOCK_UN would free the
         # parent's lock. Drop our references only; the parent still owns both.
         self._mutex = threading.RLock()  # another thread may have held it at fork time
+        readers, self._readers = self._readers, []
+        for reader in readers:
+            _inherited.append(reader._abandon())
         conn, self._conn = self._conn, None
         if conn is not None:
             # Kept alive on purpose: freeing a chDB connection in a forked child runs its
@@ -253,14 +267,26 @@ class ChdbStore:
         return self._conn
 
     def _query_raw(self, sql: str, params: Mapping[str, str]) -> list[tuple[Any, ...]]:
-        try:
-            result = self._live().query(sql, RESULT_FORMAT, params=dict(params))
-            data = result.bytes()
-        except StoreError:
-            raise
-        except Exception as exc:
-            raise _error("query", exc) from exc
-        return parse_rows(data)
+        return _run_query(self._live(), sql, params)
+
+    def open_reader(self, *, time_limit_s: float) -> ChdbReader:
+        """A read-only connection of its own to this store's data, for other processes' reads.
+
+        It shares the engine but not this store's lock, so an insert never
+        waits for a read, nor a read for an insert. The engine enforces
+        :data:`READER_SETTINGS` and ``max_execution_time = time_limit_s``: a
+        query that writes, calls ``file()`` or tries ``SETTINGS readonly=0`` is
+        refused (code 164), one that runs longer stops (code 159). Closed with
+        the store, or before it by :meth:`ChdbReader.close`.
+        """
+        if not 0 < time_limit_s <= 3600:
+            raise ConfigurationError(f"time_limit_s must be in (0, 3600], got {time_limit_s!r}")
+        with self._mutex:
+            self._live()
+            options = {**READER_SETTINGS, "max_execution_time": f"{time_limit_s:g}"}
+            reader = ChdbReader(self, lambda: self._connect(options), time_limit_s)
+            self._readers.append(reader)
+            return reader
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one of our queries (``{db}``, ``{name:Type}``); rows as tuples. See ``QueryRunner``."""
@@ -334,3 +360,80 @@ class ChdbStore:
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
         return f"ChdbStore({str(self._path)!r}, database={self._database!r}, {state})"
+
+
+def _run_query(conn: Any, sql: str, params: Mapping[str, str]) -> list[tuple[Any, ...]]:
+    return parse_rows(_run_encoded(conn, sql, params))
+
+
+def _run_encoded(conn: Any, sql: str, params: Mapping[str, str]) -> bytes:
+    try:
+        return bytes(conn.query(sql, RESULT_FORMAT, params=dict(params)).bytes())
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise _error("query", exc) from exc
+
+
+class ChdbReader:
+    """A :class:`~store.base.QueryRunner` on a read-only connection of a :class:`ChdbStore` (see ``open_reader``)."""
+
+    def __init__(self, store: ChdbStore, connect: Any, time_limit_s: float) -> None:
+        self._store = store
+        self._connect = connect
+        self._conn: Any = connect()
+        self._mutex = threading.Lock()
+        self.time_limit_s = time_limit_s
+        """The engine stops a query that runs longer (``max_execution_time``)."""
+
+    @property
+    def database(self) -> str:
+        return self._store.database
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one of our queries read-only; see ``QueryRunner``."""
+        return parse_rows(self.query_encoded(sql, params))
+
+    def query_encoded(self, sql: str, params: Mapping[str, Any] | None = None) -> bytes:
+        """:meth:`query`'s result as chDB wrote it (:data:`RESULT_FORMAT`), for another process to parse.
+
+        The owner of a home answers its readers with these bytes: parsing (the
+        costly, GIL-holding part of a read) happens in the reader's process.
+        """
+        text, values = for_chdb(sql, self._store.database, params)
+        with self._mutex:
+            if self._conn is None:
+                raise sink_error(f"chDB reader of {self._store.path} is closed", retriable=False)
+            try:
+                return _run_encoded(self._conn, text, values)
+            except StoreError:
+                # chDB 26.9 hands the part of a stopped query's output it had made (a timeout's
+                # header) to the next query on the same connection: start afresh after any failure.
+                conn, self._conn = self._conn, None
+                conn.close()
+                self._conn = self._connect()
+                raise
+
+    def close(self) -> None:
+        """Close this connection (idempotent); the store stays open."""
+        with self._store._mutex:
+            if self in self._store._readers:
+                self._store._readers.remove(self)
+            self._close_connection()
+
+    def _close_connection(self) -> None:
+        with self._mutex:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing must not fail
+                pass
+
+    def _abandon(self) -> Any:
+        conn, self._conn = self._conn, None
+        self._mutex = threading.Lock()
+        return conn
+
+    def __repr__(self) -> str:
+        return f"ChdbReader({str(self._store.path)!r}, time_limit_s={self.time_limit_s:g})"

@@ -40,6 +40,7 @@ from __future__ import annotations
 import importlib
 import logging
 import re
+import ssl
 import struct
 import threading
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from schemas.errors import ConfigurationError
+from schemas.secrets import Secret, redact_url
 
 from . import migrations
 from .base import CLUSTER_KEYS, TABLES, check_batch, check_database_name
@@ -133,8 +135,11 @@ class ClickHouseSettings:
                "alt_hosts", "cluster")
 
     @classmethod
-    def from_url(cls, url: str) -> ClickHouseSettings:
+    def from_url(cls, url: str, *, password: Secret | None = None) -> ClickHouseSettings:
         """Parse ``clickhouse[s]://[user[:password]@]host[:port][/database][?param=value&...]``.
+
+        ``password`` (from the environment or a file: see :mod:`schemas.settings`) is the
+        user's password when the URL has none; both at once is a ``ConfigurationError``.
 
         Parameters: ``secure``, ``verify``, ``ca_certs``, ``connect_timeout``,
         ``send_receive_timeout``, ``compression``, ``alt_hosts`` (``host[:port],...``;
@@ -175,11 +180,15 @@ class ClickHouseSettings:
             else:
                 kwargs[name] = value.lower()
         if parts.hostname is None:
-            raise ConfigurationError(f"ClickHouse URL {url!r} has no host")
+            raise ConfigurationError(f"ClickHouse URL {redact_url(url)!r} has no host")
         if parts.username:
             kwargs["user"] = unquote(parts.username)
         if parts.password:
+            if password is not None:
+                raise ConfigurationError("the ClickHouse password is given twice: in the URL and apart from it")
             kwargs["password"] = unquote(parts.password)
+        elif password is not None:
+            kwargs["password"] = password.reveal()
         if path:
             kwargs["database"] = path
         kwargs["port"] = port if port is not None else (9440 if kwargs["secure"] else 9000)
@@ -253,10 +262,25 @@ def _first_line(exc: BaseException) -> str:
     return " ".join(head.split())[:1000]
 
 
+def _untrusted_certificate(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it wraps) is a failed TLS certificate check."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _map_error(what: str, where: str, exc: BaseException) -> StoreError:
     from clickhouse_driver import errors as ch  # loaded by _default_client already; see there
 
     message = f"ClickHouse {where}: {what} failed: {type(exc).__name__}: {_first_line(exc)}"
+    if _untrusted_certificate(exc):
+        return sink_error(f"{message} (the server's TLS certificate is not signed by the CA in ca_certs, or "
+                          "names another host: retrying cannot help)", retriable=False)
     if isinstance(exc, ch.ServerException):
         return sink_error(message, code=exc.code)
     if isinstance(exc, (ch.NetworkError, ch.SocketTimeoutError, ch.UnexpectedPacketFromServerError,
@@ -330,10 +354,13 @@ class ClickHouseStore:
     """
 
     def __init__(self, settings: ClickHouseSettings, *, retention_days: int | None = None,
-                 client_factory: Callable[[ClickHouseSettings], Any] = _default_client) -> None:
+                 client_factory: Callable[[ClickHouseSettings], Any] = _default_client,
+                 query_settings: Mapping[str, Any] | None = None) -> None:
         _check_compression(settings)
         self.settings = settings
         self._retention_days = retention_days
+        self._client_factory = client_factory
+        self._query_settings = dict(query_settings or {})
         self._client = client_factory(settings)
         self._mutex = threading.RLock()
         self._version: str | None = None
@@ -346,9 +373,9 @@ class ClickHouseStore:
         self._writer: Any = None  # a store.blocks.BlockWriter, made by the first insert (it imports numpy)
 
     @classmethod
-    def from_url(cls, url: str, *, retention_days: int | None = None) -> ClickHouseStore:
+    def from_url(cls, url: str, *, password: Secret | None = None, retention_days: int | None = None) -> ClickHouseStore:
         """A store for ``url`` (see :meth:`ClickHouseSettings.from_url`); ``ConfigurationError`` when it is bad."""
-        return cls(ClickHouseSettings.from_url(url), retention_days=retention_days)
+        return cls(ClickHouseSettings.from_url(url, password=password), retention_days=retention_days)
 
     @property
     def database(self) -> str:
@@ -372,7 +399,18 @@ class ClickHouseStore:
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         """Run one of our queries (``{db}``, ``{name:Type}``); rows as tuples. See ``QueryRunner``."""
         text, values = for_driver(sql, self.settings.database, params)
+        if self._query_settings:
+            return list(self._execute("query", text, values, settings=self._query_settings))
         return list(self._execute("query", text, values))
+
+    def open_reader(self, *, time_limit_s: float) -> ClickHouseStore:
+        """A connection of its own for other processes' reads, so a read never waits for an insert.
+
+        Queries stop after ``time_limit_s`` (``max_execution_time``; a user whose
+        profile is read-only ignores it, and its profile's limit applies).
+        """
+        return ClickHouseStore(self.settings, client_factory=self._client_factory,
+                               query_settings={"max_execution_time": max(1, round(time_limit_s))})
 
     def execute_ddl(self, sql: str) -> None:
         """Run one DDL statement of ours (migrations only).

@@ -167,3 +167,16 @@ class StoreQueries:
             if exc.code in _NOT_CREATED_YET:
                 return []
             raise
+
+    def fetch_encoded(self, name: str, params: Mapping[str, Any]) -> bytes | None:
+        """chDB's own encoding of :meth:`fetch`'s rows (see ``store._results.parse_rows``), when the runner
+        can give it (a chDB reader); None when it cannot. ``b""`` is no rows."""
+        encoded = getattr(self._runner, "query_encoded", None)
+        if encoded is None:
+            return None
+        try:
+            return bytes(encoded(READ_QUERIES[name], params))
+        except StoreError as exc:
+            if exc.code in _NOT_CREATED_YET:
+                return b""
+            raise

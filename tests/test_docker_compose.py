@@ -5,10 +5,12 @@ Prometheus/Grafana pointing at services or ports that are not there."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import yaml
@@ -210,3 +212,162 @@ def test_cluster_profile_is_consistent(services: dict[str, dict[str, Any]]) -> N
         assert services[name]["networks"]["default"]["aliases"] == [alias]
         assert name in in_profile
     assert not {"kafka", "clickhouse", "ingest", "exporter"} & in_profile
+
+
+# -- docker-compose.secure.yml (issue 15), layered over docker-compose.yml ----------------------------
+
+SECURE_FILE = ROOT / "docker-compose.secure.yml"
+SECRETS = "/secrets"
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with compose's merge tags (``!override``/``!reset``), read as the value they carry."""
+
+
+for _tag in ("!override", "!reset"):
+    _ComposeLoader.add_constructor(
+        _tag, lambda loader, node: (loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode)
+                                    else loader.construct_mapping(node) if isinstance(node, yaml.MappingNode)
+                                    else loader.construct_scalar(node)))
+
+
+@pytest.fixture(scope="module")
+def secure() -> dict[str, Any]:
+    with SECURE_FILE.open(encoding="utf-8") as f:
+        data = yaml.load(f, Loader=_ComposeLoader)  # noqa: S506 (a SafeLoader subclass)
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def secrets_made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What deploy/compose/secure-init.sh makes, run here into a folder (as a user: no chown)."""
+    out = tmp_path_factory.mktemp("compose-secrets")
+    env = {"PATH": "/usr/bin:/bin", "SECRETS_DIR": str(out / "secrets"), "CLICKHOUSE_USERS_DIR": str(out / "users")}
+    subprocess.run(["bash", str(ROOT / "deploy/compose/secure-init.sh")], env=env, check=True, capture_output=True)
+    return out
+
+
+def _in_secrets(made: Path, path: str) -> Path:
+    assert path.startswith(SECRETS + "/"), path
+    return made / "secrets" / path[len(SECRETS) + 1:]
+
+
+def test_secure_overrides_only_known_services_and_declares_its_volumes(
+        secure: dict[str, Any], services: dict[str, dict[str, Any]], compose: dict[str, Any]) -> None:
+    new = set(secure["services"]) - set(services)
+    assert new == {"secure-init", "kafka-access"}
+    declared = set(compose.get("volumes") or {}) | set(secure.get("volumes") or {})
+    for name, service in secure["services"].items():
+        for kind, source, _ in _mounts(service):
+            if kind == "volume":
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+            else:
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+        for port in service.get("ports", []):
+            assert re.match(r"^127\.0\.0\.1:\d+:\d+$", str(port)), f"{name} publishes {port} beyond this machine"
+    for name in new:
+        assert secure["services"][name]["image"] == services["ingest"]["image"]  # the runstream image
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v) for k, v in service.get("environment", {}).items()}
+
+
+@pytest.mark.parametrize(("name", "principal", "user"), [
+    ("ingest", "runstream-ingest", "runstream_writer"),
+    ("server", "runstream-producer", "runstream_reader"),
+    ("exporter", "runstream-exporter", "runstream_reader"),
+])
+def test_each_process_connects_securely_as_its_own_principal(secure: dict[str, Any], secrets_made: Path,
+                                                              name: str, principal: str, user: str) -> None:
+    from schemas.settings import ExporterSettings, IngestSettings, WorkspaceSettings
+
+    service = secure["services"][name]
+    env = _env(service)
+    assert env["RUNSTREAM_KAFKA"] == "kafka:9096" and env["RUNSTREAM_KAFKA_SECURITY"] == "SASL_SSL"
+    assert env["RUNSTREAM_KAFKA_USER"] == principal
+    url = urlsplit(env["RUNSTREAM_CLICKHOUSE"])
+    assert (url.scheme, url.username, url.password, url.hostname, url.port) == (
+        "clickhouses", user, None, "clickhouse", 9440)
+    assert "kafka-access" in service["depends_on"]  # credentials and ACLs exist before it connects
+    # Passwords only as files the init job made, readable by the runstream user alone; none inline.
+    assert not any(k.endswith("PASSWORD") for k in env), env
+    files = {k: _in_secrets(secrets_made, v) for k, v in env.items() if k.endswith(("_FILE", "CA_FILE"))}
+    assert files["RUNSTREAM_KAFKA_PASSWORD_FILE"].name == f"{principal}.password"
+    assert files["RUNSTREAM_CLICKHOUSE_PASSWORD_FILE"].name == f"{user}.password"
+    for path in files.values():
+        assert path.is_file(), path
+    assert _in_secrets(secrets_made, dict(parse_qsl(url.query))["ca_certs"]).is_file()
+    assert not any("password" in part.lower() for part in _command(service))
+    # The variables are settings runstream knows, and they build that process's settings.
+    cls = {"ingest": IngestSettings, "server": WorkspaceSettings, "exporter": ExporterSettings}[name]
+    real = {k: str(_in_secrets(secrets_made, v)) if k.endswith("_FILE") else v for k, v in env.items()}
+    settings = cls.resolve(env=real)
+    assert settings.kafka_client_options()["sasl_plain_username"] == principal
+    assert settings.clickhouse_password is not None
+
+
+def test_secure_kafka_listens_to_clients_only_with_sasl_ssl(secure: dict[str, Any], secrets_made: Path) -> None:
+    env = _env(secure["services"]["kafka"])
+    protocols = dict(item.split(":") for item in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    for listener in env["KAFKA_LISTENERS"].split(","):
+        label, _, address = listener.partition("://")
+        if protocols[label] == "PLAINTEXT":
+            assert address.startswith("127.0.0.1:"), f"{listener} is plaintext beyond the broker's loopback"
+        else:
+            assert protocols[label] == "SASL_SSL", listener
+    assert "SSL://" not in env["KAFKA_LISTENERS"] + env["KAFKA_ADVERTISED_LISTENERS"]  # see the file's comment
+    assert "SECURE://kafka:9096" in env["KAFKA_ADVERTISED_LISTENERS"]
+    assert env["KAFKA_AUTHORIZER_CLASS_NAME"].endswith("StandardAuthorizer")
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert _in_secrets(secrets_made, env["KAFKA_SSL_KEYSTORE_LOCATION"]).is_file()
+    access = secure["services"]["kafka-access"]
+    assert access["network_mode"] == "service:kafka" and "127.0.0.1:9094" in access["command"]
+
+
+def test_secure_clickhouse_users_and_tls(secure: dict[str, Any], secrets_made: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    clickhouse = secure["services"]["clickhouse"]
+    assert clickhouse["ports"] == ["127.0.0.1:9440:9440"]  # !override: no plaintext port on the host
+    tls = ET.parse(ROOT / "deploy/compose/clickhouse-tls.xml").getroot()
+    assert tls.findtext("tcp_port_secure") == "9440"
+    for tag in ("certificateFile", "privateKeyFile"):
+        assert _in_secrets(secrets_made, tls.findtext(f"openSSL/server/{tag}") or "").is_file()
+    users = ET.parse(secrets_made / "users" / "runstream-users.xml").getroot().find("users")
+    assert users is not None
+    assert [ip.text for ip in users.findall("default/networks/ip")] == ["::1", "127.0.0.1"]
+    grants = {u: " ".join(q.text or "" for q in users.findall(f"{u}/grants/query"))
+              for u in ("runstream_writer", "runstream_reader")}
+    # Each grant is on the runstream database, or reads system.parts (table health; nothing of other databases).
+    for user, text in grants.items():
+        for grant in filter(None, (g.strip() for g in text.split("GRANT "))):
+            assert grant.endswith("ON runstream.*") or grant == "SELECT ON system.parts", (user, grant)
+    assert "INSERT" not in grants["runstream_reader"] and "ALTER" not in grants["runstream_reader"]
+    assert "INSERT" in grants["runstream_writer"]
+    for user in grants:
+        digest = users.findtext(f"{user}/password_sha256_hex")
+        password = (secrets_made / "secrets" / "runstream" / f"{user}.password").read_text().strip()
+        assert digest == hashlib.sha256(password.encode()).hexdigest()
+
+
+def test_secure_grafana_reads_as_the_reader_over_tls(secure: dict[str, Any], secrets_made: Path) -> None:
+    mounted = {target: source for _, source, target in _mounts(secure["services"]["grafana"])}
+    folder = ROOT / mounted["/etc/grafana/provisioning/datasources"]
+    sources = {s["uid"]: s for s in _load(folder / "datasources.yml")["datasources"]}
+    plain = {s["uid"] for s in _load(ROOT / "deploy/grafana/provisioning/datasources/datasources.yml")["datasources"]}
+    assert set(sources) == plain  # the dashboards find their data sources by uid
+    clickhouse = sources["clickhouse"]
+    assert (clickhouse["jsonData"]["username"], clickhouse["jsonData"]["port"], clickhouse["jsonData"]["secure"]) == (
+        "runstream_reader", 9440, True)
+    for value in clickhouse["secureJsonData"].values():
+        path = re.fullmatch(r"\$__file\{(.+)\}", value)
+        assert path is not None and _in_secrets(secrets_made, path[1]).is_file(), value
+
+
+def test_secure_init_files_belong_to_one_image_user_each() -> None:
+    script = (ROOT / "deploy/compose/secure-init.sh").read_text(encoding="utf-8")
+    for folder in ("kafka", "clickhouse", "runstream", "grafana"):
+        assert re.search(rf'chown -R "\$\w+_UID" "\$S/{folder}"', script), folder
+    assert "umask 077" in script and "echo" not in script.replace('echo "secure-init:', "")

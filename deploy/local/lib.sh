@@ -169,3 +169,57 @@ if not ids:
 print(" ".join(str(i) for i in ids))
 PY
 }
+
+# --- Secure mode (KAFKA_SECURE=1, CLICKHOUSE_SECURE=1) -------------------------------
+
+# ensure_secret FILE: FILE holds a random password (48 hex characters), created
+# when missing; the file is 0600 in a 0700 folder. Passwords never appear on a
+# command line: readers take them from the file.
+ensure_secret() {
+    local file="$1" dir
+    dir="$(dirname "$file")"
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    if [[ ! -s "$file" ]]; then
+        (umask 077 && openssl rand -hex 24 >"$file.tmp") || die "openssl could not make a password for $file"
+        mv "$file.tmp" "$file"
+    fi
+    chmod 600 "$file"
+}
+
+# ensure_tls DIR NAME: a local certificate authority (DIR/ca.pem, DIR/ca.key) and a
+# server certificate it signed for 127.0.0.1, ::1 and localhost (DIR/NAME.crt, private
+# key DIR/NAME.key, PKCS#8, unencrypted, 0600). Made with openssl when missing or
+# when either certificate expires within a day; otherwise kept, so clients that
+# trust DIR/ca.pem keep working across restarts. Prints nothing on success.
+ensure_tls() {
+    local dir="$1" name="$2" ext
+    command -v openssl >/dev/null || die "openssl not found; secure mode makes its certificates with it"
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    if [[ -s "$dir/ca.pem" && -s "$dir/ca.key" && -s "$dir/$name.crt" && -s "$dir/$name.key" ]] \
+        && openssl x509 -checkend 86400 -noout -in "$dir/ca.pem" >/dev/null 2>&1 \
+        && openssl x509 -checkend 86400 -noout -in "$dir/$name.crt" >/dev/null 2>&1; then
+        return 0
+    fi
+    ext="$dir/$name.ext"
+    printf '%s\n' \
+        "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=serverAuth" \
+        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost" >"$ext"
+    (
+        umask 077
+        set -e
+        openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 825 \
+            -subj "/CN=runstream local CA ($name)" \
+            -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+            -keyout "$dir/ca.key" -out "$dir/ca.pem"
+        openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" \
+            -keyout "$dir/$name.key" -out "$dir/$name.csr"
+        openssl x509 -req -sha256 -days 397 -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+            -CAcreateserial -extfile "$ext" -out "$dir/$name.crt"
+    ) >"$dir/openssl.log" 2>&1 || { show_log_tail "$dir/openssl.log"; die "openssl could not make the certificates in $dir"; }
+    rm -f "$dir/$name.csr" "$dir/ca.srl" "$ext" "$dir/openssl.log"
+    chmod 644 "$dir/ca.pem" "$dir/$name.crt"
+}

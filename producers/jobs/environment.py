@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from schemas.errors import ConfigurationError
 from schemas.mlflow_ids import mlflow_experiment_id
+from schemas.secrets import Secret
 from schemas.settings import ENV, ENV_CONFIG, WorkspaceSettings
 
 from .config import ENV_ERROR_FILE, ENV_SUBMITTER_PID, ScriptRunConfig
@@ -72,7 +73,8 @@ def job_environment(run: Run, config: ScriptRunConfig, private_dir: Path) -> dic
 
 
 def write_settings(settings: WorkspaceSettings, path: Path) -> None:
-    """The workspace settings as a ``runstream.json`` the job's ``Workspace.default()`` reads (mode 0600)."""
+    """The workspace settings as a ``runstream.json`` the job's ``Workspace.default()`` reads (mode 0600,
+    in the run's private folder: it may hold the passwords the job needs)."""
     data: dict[str, Any] = {}
     for f in fields(settings):
         value = getattr(settings, f.name)
@@ -80,8 +82,10 @@ def write_settings(settings: WorkspaceSettings, path: Path) -> None:
             value = value.to_dict()
         elif isinstance(value, Path):
             value = str(value)
+        elif isinstance(value, Secret):
+            value = value.reveal()
         elif isinstance(value, Mapping):
-            value = dict(value)
+            value = {k: v.reveal() if isinstance(v, Secret) else v for k, v in value.items()}
         data[f.name] = value
     try:
         text = json.dumps(data)

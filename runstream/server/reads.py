@@ -67,7 +67,8 @@ class ServerReads:
                 self._thread = threading.Thread(target=self._ingest, name="runstream-server-ingest", daemon=True)
                 self._thread.start()
         if s.clickhouse is not None:
-            self._reads = server_reads(s.clickhouse)
+            # The reader user (RUNSTREAM_CLICKHOUSE): the server only reads ClickHouse; writes go through Kafka.
+            self._reads = server_reads(s.clickhouse, password=s.clickhouse_password)
         elif self._service is not None and self._service.store is not None:
             reads = StoreQueries(self._service.store)
             self._reads = lambda: contextlib.nullcontext(reads)

@@ -9,6 +9,8 @@
   ports, one per session, stopped at the end. For tests that stop or restart a
   broker or server: such a test starts it again before it ends (``start()`` is
   a no-op on a running instance).
+- ``secure_kafka`` / ``secure_clickhouse``: private instances in secure mode
+  (TLS, SASL/SCRAM and ACLs; TLS and least-privilege users), one per session.
 - ``unique_name``: a topic/database/table name no other test uses, so tests
   never see each other's data on the shared stack.
 """
@@ -135,6 +137,28 @@ def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaIns
 def private_clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseInstance]:
     """A ClickHouse server of this session's own on free ports; stopped at the end."""
     instance = ClickHouseInstance(state_dir=tmp_path_factory.mktemp("private-clickhouse"))
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaInstance]:
+    """A broker in secure mode (SASL_SSL + SCRAM-SHA-512, ACLs) of this session's own."""
+    instance = KafkaInstance(state_dir=tmp_path_factory.mktemp("secure-kafka"), secure=True)
+    try:
+        instance.start()
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseInstance]:
+    """A ClickHouse server in secure mode (native TLS, writer and reader users) of this session's own."""
+    instance = ClickHouseInstance(state_dir=tmp_path_factory.mktemp("secure-clickhouse"), secure=True)
     try:
         instance.start()
         yield instance

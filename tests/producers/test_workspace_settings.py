@@ -23,7 +23,8 @@ def test_environment_fills_what_arguments_leave_out() -> None:
            "RUNSTREAM_HOME": "/tmp/rs-home", "RUNSTREAM_TOPIC": "t.env"}
     s = WorkspaceSettings.resolve({"topic": "t.arg", "kafka": None}, env=env)
     assert s.kafka == "k1:9092,k2:9092" and s.topic == "t.arg"
-    assert s.clickhouse == "clickhouse://u:p@h:9000/db" and s.home == Path("/tmp/rs-home")
+    assert s.clickhouse == "clickhouse://u@h:9000/db" and s.home == Path("/tmp/rs-home")  # password moved out
+    assert s.clickhouse_password is not None and s.clickhouse_password.reveal() == "p"
     assert s.kafka_client_options()["bootstrap_servers"] == ["k1:9092", "k2:9092"]
 
 

@@ -58,3 +58,12 @@ def test_registered_commands():
 def test_an_owner_started_on_demand_serves_no_metrics(tmp_path):
     c = config_of(["--on-demand", "--home", str(tmp_path), "--idle-exit", "5", "--parent-pid", "1"])
     assert c.metrics_port is None and c.home == tmp_path
+
+
+def test_the_writer_url_is_where_ingest_writes():
+    env = {"RUNSTREAM_CLICKHOUSE": "clickhouse://runstream_reader@h:9000/db"}
+    c = config_of(["--clickhouse-writer", "clickhouse://runstream_writer@h:9000/db"], env)
+    assert c.sink_clickhouse == ("clickhouse://runstream_writer@h:9000/db", None)
+    with pytest.raises(ConfigurationError, match="RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD") as caught:
+        config_of(["--clickhouse-writer", "clickhouse://runstream_writer:hunter2@h:9000/db"], env)
+    assert "hunter2" not in str(caught.value)

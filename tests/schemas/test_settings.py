@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from schemas.errors import ConfigurationError
+from schemas.secrets import Secret
 from schemas.settings import (
     DEFAULT_DLQ_TOPIC,
     DEFAULT_GROUP,
     DEFAULT_TOPIC,
     ENV,
+    ENV_SECRETS,
     ExporterSettings,
     IngestSettings,
     Settings,
@@ -20,7 +22,12 @@ from schemas.settings import (
 )
 
 ENVIRONMENT = {"RUNSTREAM_KAFKA": "k1:9092,k2:9092", "RUNSTREAM_CLICKHOUSE": "clickhouse://ch:9000/db",
-               "RUNSTREAM_HOME": "/data/rs", "RUNSTREAM_TOPIC": "events.x", "RUNSTREAM_SERVER": "http://mlflow:5000"}
+               "RUNSTREAM_HOME": "/data/rs", "RUNSTREAM_TOPIC": "events.x", "RUNSTREAM_SERVER": "http://mlflow:5000",
+               "RUNSTREAM_KAFKA_SECURITY": "sasl_ssl",
+               "RUNSTREAM_KAFKA_CA_FILE": "/etc/kafka/ca.pem", "RUNSTREAM_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+               "RUNSTREAM_KAFKA_USER": "runstream-ingest", "RUNSTREAM_KAFKA_PASSWORD": "pw",
+               "RUNSTREAM_CLICKHOUSE_PASSWORD": "chpw", "RUNSTREAM_CLICKHOUSE_WRITER": "clickhouse://w@ch:9000/db",
+               "RUNSTREAM_CLICKHOUSE_WRITER_PASSWORD": "wpw"}
 
 
 @pytest.mark.parametrize("cls", [Settings, WorkspaceSettings, IngestSettings, ExporterSettings])
@@ -28,7 +35,12 @@ def test_every_process_reads_the_same_variables(cls: type[Settings]) -> None:
     s = cls.resolve(env=ENVIRONMENT)
     assert (s.kafka, s.clickhouse, s.home, s.topic, s.server) == (
         "k1:9092,k2:9092", "clickhouse://ch:9000/db", Path("/data/rs"), "events.x", "http://mlflow:5000")
-    assert set(ENV.values()) == set(ENVIRONMENT)
+    assert (s.kafka_security, s.kafka_ca_file, s.kafka_sasl_mechanism, s.kafka_user) == (
+        "SASL_SSL", Path("/etc/kafka/ca.pem"), "SCRAM-SHA-256", "runstream-ingest")
+    assert s.kafka_password is not None and s.kafka_password.reveal() == "pw"
+    assert s.clickhouse_password is not None and s.clickhouse_password.reveal() == "chpw"
+    assert s.sink_clickhouse == ("clickhouse://w@ch:9000/db", Secret("wpw"))
+    assert set(ENV.values()) | set(ENV_SECRETS.values()) == set(ENVIRONMENT)
 
 
 def test_defaults_are_defined_once_and_shared() -> None:

@@ -59,9 +59,9 @@ def test_in_memory_sink_is_an_event_sink():
 
 
 EXPECTED = {
-    "store.base": ["EventSink", "QueryRunner", "Store", "TABLES", "CLUSTER_KEYS", "LOGICAL_TYPES", "check_database_name",
-                   "check_batch"],
-    "store.chdb": ["ChdbStore", "ENGINE_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"],
+    "store.base": ["EventSink", "QueryRunner", "Store", "ReadConnection", "TABLES", "CLUSTER_KEYS", "LOGICAL_TYPES",
+                   "check_database_name", "check_batch"],
+    "store.chdb": ["ChdbStore", "ChdbReader", "ENGINE_SETTINGS", "READER_SETTINGS", "RESULT_FORMAT", "INSERT_FORMATS"],
     "store.native": ["encode_block", "COLUMN_ENCODERS"],
     "store.clickhouse": ["ClickHouseSettings", "ClickHouseStore", "COMPRESSIONS"],
     "store.migrations": ["MODERN_SINCE", "ServerFeatures", "Migration", "load_migrations",

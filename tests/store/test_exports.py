@@ -27,7 +27,7 @@ EXPECTED = {
     "store.health": ["TableHealth", "read_table_health"],
     "store.home": ["HomeLock", "query_address"],
     "store.queries": ["READ_QUERIES", "ReadQueries", "StoreQueries"],
-    "store.query_socket": ["QueryServer", "QueryClient", "MAX_FRAME_BYTES"],
+    "store.query_socket": ["QueryServer", "QueryClient", "SocketLimits", "MAX_FRAME_BYTES"],
     "store.reader": ["RunReader", "RunRecord", "IMAGE_REF_PREFIX"],
 }
 
