@@ -183,6 +183,11 @@ def _downsample(reads: Reads, src: _Source, params: Mapping[str, Any], *, width:
             return empty
         lo = float(ext_lo) if x_min is None else float(x_min)
         hi = float(ext_hi) if x_max is None else float(x_max)
+        if count <= budget:  # few points in all: no series can need buckets
+            rows = reads.fetch(f"{src.name}_raw", args)
+            for k, _px, _py in rows:
+                points[series[int(k)]] += 1
+            return _raw(rows, series, points, lo, hi)
     # Overlays of many runs get half as many buckets (still two points per bucket): the lines
     # overlap anyway, and the answer stays near a megabyte for a hundred runs.
     buckets = width if len(keys) <= _MANY_SERIES else max(_MIN_BUCKETS, width // 2)

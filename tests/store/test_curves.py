@@ -51,13 +51,23 @@ def test_few_points_come_raw_on_the_union_of_x() -> None:
     reads = CannedReads({
         "ui_run_homes": _homes("r1", "r2"),
         "ui_scalar_step_extent": [(0, 4, 5)],
-        "ui_scalar_step_buckets": [(0, [0], ["1,2"], 3), (1, [0], ["1,1"], 2)],
         "ui_scalar_step_raw": [(0, 0, 1.0), (0, 2, 2.0), (0, 4, 3.0), (1, 2, 5.0), (1, 3, 0.1)],
     })
     c = curves.scalar_curves(reads, ["r1", "r2"], "loss", width=10)
     assert c.mode == "raw" and c.xs == [0.0, 2.0, 3.0, 4.0]
     assert c.ys == {"r1": [1.0, 2.0, None, 3.0], "r2": [None, 5.0, 0.1, None]}
-    assert c.ys_json[1] == "[null,5.0,0.1,null]"
+    assert c.ys_json[1] == "[null,5.0,0.1,null]" and c.points == {"r1": 3, "r2": 2}
+    # Five points in all: no series can need buckets, so none are asked for.
+    assert [name for name, _ in reads.asked] == ["ui_run_homes", "ui_scalar_step_extent", "ui_scalar_step_raw"]
+    # More in all than the budget, but few in each series: raw still, after the buckets counted them.
+    reads = CannedReads({
+        "ui_run_homes": _homes("r1", "r2"),
+        "ui_scalar_step_extent": [(0, 4, 30)],
+        "ui_scalar_step_buckets": [(0, [0], ["1,2"], 15), (1, [0], ["1,1"], 15)],
+        "ui_scalar_step_raw": [(0, 0, 1.0), (1, 2, 5.0)],
+    })
+    c = curves.scalar_curves(reads, ["r1", "r2"], "loss", width=10)
+    assert c.mode == "raw" and c.points == {"r1": 15, "r2": 15} and c.xs == [0.0, 2.0]
 
 
 def test_a_zoom_wider_than_the_budget_stays_bucketed_and_fixes_the_grid() -> None:
