@@ -16,6 +16,12 @@ pixel ``width``. The answer holds at most ``2 * width`` points per series:
 
 Zooming is a new, finer query over the narrower range, down to raw points.
 
+A chart takes one pass for the extent of all its series together (none on a
+zoom: its range is the grid), then one query that buckets every series on that
+grid and formats each bucket's two values as JSON text, so the server only
+joins text. When every series turns out to have at most ``2 * width`` points,
+a last query fetches them raw.
+
 Only ``min``, ``max``, ``argMin``, ``argMax`` and ``intDiv`` are used: they work
 on ClickHouse 18.16 and chDB alike, and a duplicate row (before
 ReplacingMergeTree merges it away) cannot change them. ``largestTriangleThreeBuckets``
@@ -36,6 +42,7 @@ Three kinds of curves:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -61,26 +68,44 @@ _MIN_BUCKETS = 50
 
 @dataclass(frozen=True, slots=True)
 class Curves:
-    """One chart's data, columnar: ``xs`` and, per series, ``ys`` aligned with it (None = no value there)."""
+    """One chart's data, columnar: ``xs`` and, per series, its y values aligned with it (null = no value there).
+
+    The y values come as JSON array text (``ys_json``), which is what the API sends: a hundred-run
+    overlay holds ~10^5 numbers, and the engine formats them far faster than Python could.
+    :attr:`ys` decodes them.
+    """
 
     mode: str
     """``"raw"`` (the points themselves) or ``"minmax"`` (two slots per bucket: its min and max)."""
     xs: list[float]
-    ys: dict[str, list[float | None]]
-    """Series key (a run id; ``"value"`` for one-run kinds) -> y values, same length as ``xs``."""
+    series: tuple[str, ...]
+    """Series keys: run ids (``"value"`` for one-run kinds)."""
+    ys_json: tuple[str, ...]
+    """Per series (same order), its y values as a JSON array as long as ``xs``: exact in raw mode,
+    float32's shortest form (~7 significant digits, all a chart can draw) in minmax mode."""
     bucket: float
     """Width of one bucket in x units (0 in raw mode)."""
     x_min: float | None
     x_max: float | None
     """The x extent asked for (the zoom range), else the data's; None when there is no data."""
     points: dict[str, int]
-    """Series key -> points in the range at the source (an upper bound until merges drop duplicates)."""
+    """Series key -> drawable points in the range at the source (an upper bound until merges drop duplicates)."""
+
+    @property
+    def ys(self) -> dict[str, list[float | None]]:
+        """Series key -> y values (None = no value at that x)."""
+        return {k: json.loads(text) for k, text in zip(self.series, self.ys_json)}
 
 
 def _width(width: int) -> int:
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ValueError(f"width must be a positive int, got {width!r}")
     return min(width, MAX_WIDTH)
+
+
+def _json_number(expr: str) -> str:
+    """SQL: a finite Float64 as JSON number text, rounded to float32 (shortest form) unless float32 cannot hold it."""
+    return f"if(abs({expr}) < 1e38, toString(toFloat32({expr})), toString({expr}))"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,60 +124,74 @@ class _Source:
     """The message identity, for ``LIMIT 1 BY``."""
     integer_x: bool
     drawable: str = "1"
-    """Which points are drawn (not needed to find the extent)."""
+    """Which points are drawn."""
 
     def queries(self) -> dict[str, str]:
-        ranged = f"{self.source} AND {self.x} >= {{r_lo:Float64}} AND {self.x} <= {{r_hi:Float64}}"
-        where = f"{ranged} AND {self.drawable} AND isFinite({self.y})"
+        # Integer x is bounded by Int64 parameters: comparing an Int64 column with a Float64 takes
+        # ClickHouse's slow exact path on every row.
+        bound = "Int64" if self.integer_x else "Float64"
+        where = (f"{self.source} AND {self.x} >= {{r_lo:{bound}}} AND {self.x} <= {{r_hi:{bound}}} "
+                 f"AND {self.drawable} AND isFinite({self.y})")
         if self.integer_x:
             bucket = f"intDiv(toInt64({self.x}) - {{b_lo:Int64}}, {{b_w:Int64}})"
         else:  # x == hi would open one bucket past the last: it joins the last one
             bucket = f"least(toInt64(floor(({self.x} - {{b_lo:Float64}}) / {{b_w:Float64}})), {{b_last:Int64}})"
         # Per bucket, its min and max in x order: ``first`` is whichever was logged at the smaller x.
         min_first = f"argMin({self.x}, {self.y}) <= argMax({self.x}, {self.y})"
+        first = f"if({min_first}, min({self.y}), max({self.y}))"
+        second = f"if({min_first}, max({self.y}), min({self.y}))"
         return {
-            # The extent and size of each series. Reads only x (and the filter's columns): text and
-            # non-finite points count here, so the count is an upper bound, which only errs towards buckets.
-            f"{self.name}_stats": f"SELECT {self.key} AS k, min({self.x}), max({self.x}), count() FROM {ranged} "
-                                  "GROUP BY k",
+            # The extent of every series together (one pass over x, no grouping), for the grid.
+            f"{self.name}_extent": f"SELECT min({self.x}), max({self.x}), count() FROM {where}",
             f"{self.name}_raw": f"SELECT {self.key} AS k, {self.x} AS px, {self.y} AS py FROM {where} "
                                 f"ORDER BY k, px, {self.dedup} LIMIT 1 BY k, {self.dedup}",
+            # Per series: its buckets in order, each bucket's two slots as JSON text ("first,second"),
+            # and its drawable points.
             f"{self.name}_buckets": (
-                "SELECT k, groupArray(b), groupArray(first), groupArray(second), sum(n) FROM ("
-                f"SELECT {self.key} AS k, {bucket} AS b, if({min_first}, min({self.y}), max({self.y})) AS first, "
-                f"if({min_first}, max({self.y}), min({self.y})) AS second, count() AS n FROM {where} "
-                "GROUP BY k, b) GROUP BY k"),
+                "SELECT k, arraySort(groupArray(b)), arraySort((s, j) -> j, groupArray(t), groupArray(b)), sum(n) "
+                f"FROM (SELECT {self.key} AS k, {bucket} AS b, "
+                f"concat({_json_number(first)}, ',', {_json_number(second)}) AS t, count() AS n "
+                f"FROM {where} GROUP BY k, b) GROUP BY k"),
         }
 
 
 _FAR = 1.7e308
-"""The range bounds when none is asked for (finite: both engines parse it)."""
+"""The range bounds of a float x when none is asked for (finite: both engines parse it)."""
+_FAR_INT = 4 * 10**18
+"""The same for an integer x (inside Int64 either way)."""
 
 
 def _downsample(reads: Reads, src: _Source, params: Mapping[str, Any], *, width: int, x_min: float | None,
                 x_max: float | None, keys: Sequence[str]) -> Curves:
-    """Stats, then raw points or min/max buckets on one grid shared by every series of ``keys``."""
+    """Min/max buckets on one grid shared by every series of ``keys``, or raw points when every
+    series has few enough."""
     width = _width(width)
     budget = 2 * width
-    args = dict(params, r_lo=-_FAR if x_min is None else float(x_min), r_hi=_FAR if x_max is None else float(x_max))
-    points = {str(k): 0 for k in keys}
-    if (src.integer_x and x_min is not None and x_max is not None
-            and math.ceil(x_max) - math.floor(x_min) + 1 > budget):
-        # A zoom range wider than the budget in integer x: buckets whatever the count, no stats pass.
-        lo, hi = float(x_min), float(x_max)
+    series = tuple(str(k) for k in keys)
+    points = dict.fromkeys(series, 0)
+    empty = Curves("raw", [], series, ("[]",) * len(series), 0.0, x_min, x_max, points)
+    if src.integer_x:
+        args = dict(params, r_lo=-_FAR_INT if x_min is None else math.ceil(x_min),
+                    r_hi=_FAR_INT if x_max is None else math.floor(x_max))
     else:
-        stats = reads.fetch(f"{src.name}_stats", args)
-        points.update({keys[int(r[0])]: int(r[3]) for r in stats})
-        if not stats:
-            return Curves("raw", [], {k: [] for k in points}, 0.0, x_min, x_max, points)
-        lo = float(x_min) if x_min is not None else min(float(r[1]) for r in stats)
-        hi = float(x_max) if x_max is not None else max(float(r[2]) for r in stats)
-        if max(points.values()) <= budget:
+        args = dict(params, r_lo=-_FAR if x_min is None else float(x_min), r_hi=_FAR if x_max is None else float(x_max))
+    if x_min is not None and x_max is not None:
+        lo, hi = float(x_min), float(x_max)  # a zoom: its range is the grid, no extent pass
+    else:
+        ext_lo, ext_hi, count = reads.fetch(f"{src.name}_extent", args)[0]
+        if not count:
+            return empty
+        lo = float(ext_lo) if x_min is None else float(x_min)
+        hi = float(ext_hi) if x_max is None else float(x_max)
+        if count <= budget:  # few points in all: no series can need buckets
             rows = reads.fetch(f"{src.name}_raw", args)
-            return _raw([(keys[int(k)], px, py) for k, px, py in rows], points, lo, hi)
+            for k, _px, _py in rows:
+                points[series[int(k)]] += 1
+            return _raw(rows, series, points, lo, hi)
     # Overlays of many runs get half as many buckets (still two points per bucket): the lines
     # overlap anyway, and the answer stays near a megabyte for a hundred runs.
     buckets = width if len(keys) <= _MANY_SERIES else max(_MIN_BUCKETS, width // 2)
+    range_lo, range_hi = lo, hi
     if src.integer_x:
         lo, hi = math.floor(lo), math.ceil(hi)
         w: float = max(1, math.ceil((hi - lo + 1) / buckets))
@@ -162,29 +201,38 @@ def _downsample(reads: Reads, src: _Source, params: Mapping[str, Any], *, width:
         w = (hi - lo) / buckets if hi > lo else 1.0
         n_buckets = buckets
         args.update(b_lo=lo, b_w=w, b_last=n_buckets - 1)
-    slots: dict[str, list[float | None]] = {k: [None] * (2 * n_buckets) for k in points}
-    used = bytearray(n_buckets)
-    for k, bs, firsts, seconds, n in reads.fetch(f"{src.name}_buckets", args):
-        series = keys[int(k)]
-        ys = slots[series]
-        points[series] = max(points[series], int(n))
-        for b, first, second in zip(bs, firsts, seconds):
-            ys[2 * b] = first
-            ys[2 * b + 1] = second
-            used[b] = 1
-    keep = [i for b in range(n_buckets) if used[b] for i in (2 * b, 2 * b + 1)]
-    xs = [lo + (i // 2 + (0.25 if i % 2 == 0 else 0.75)) * w for i in keep]
-    return Curves("minmax", xs, {k: [ys[i] for i in keep] for k, ys in slots.items()}, float(w), lo, hi, points)
+    rows = reads.fetch(f"{src.name}_buckets", args)
+    if not rows:
+        return empty
+    points.update({series[int(r[0])]: int(r[3]) for r in rows})
+    wide_zoom = src.integer_x and x_min is not None and x_max is not None and hi - lo + 1 > budget
+    if max(points.values()) <= budget and not wide_zoom:
+        return _raw(reads.fetch(f"{src.name}_raw", args), series, points, range_lo, range_hi)
+    # Slots empty in every series are left out; a series with every kept bucket (the usual case)
+    # is its buckets' text joined, with no number passing through Python.
+    kept = sorted(set().union(*(r[1] for r in rows)))
+    if len(kept) > n_buckets:  # a bucket past the grid would be a bug in the SQL above
+        raise RuntimeError(f"{src.name}: {len(kept)} buckets on a grid of {n_buckets}")
+    texts = dict.fromkeys(series, "[" + ",".join(["null,null"] * len(kept)) + "]")
+    for k, bs, pairs, _n in rows:
+        if len(bs) == len(kept):
+            texts[series[int(k)]] = "[" + ",".join(pairs) + "]"
+        else:
+            by_bucket = dict(zip(bs, pairs))
+            texts[series[int(k)]] = "[" + ",".join(by_bucket.get(b, "null,null") for b in kept) + "]"
+    xs = [lo + (b + slot) * w for b in kept for slot in (0.25, 0.75)]
+    return Curves("minmax", xs, series, tuple(texts[k] for k in series), float(w), lo, hi, points)
 
 
-def _raw(rows: list[tuple[Any, ...]], points: dict[str, int], lo: float, hi: float) -> Curves:
+def _raw(rows: list[tuple[Any, ...]], series: tuple[str, ...], points: dict[str, int], lo: float,
+         hi: float) -> Curves:
     """Raw points of every series on the union of their x values."""
-    per: dict[str, dict[float, float]] = {k: {} for k in points}
+    per: dict[str, dict[float, float]] = {k: {} for k in series}
     for k, px, py in rows:
-        per[k][float(px)] = float(py)
-    xs = sorted({px for series in per.values() for px in series})
-    ys = {k: [series.get(px) for px in xs] for k, series in per.items()}
-    return Curves("raw", xs, ys, 0.0, lo, hi, points)
+        per[series[int(k)]][float(px)] = float(py)
+    xs = sorted({px for values in per.values() for px in values})
+    ys = tuple(json.dumps([per[k].get(px) for px in xs], allow_nan=False, separators=(",", ":")) for k in series)
+    return Curves("raw", xs, series, ys, 0.0, lo, hi, points)
 
 
 _SCALAR_SOURCE = (
@@ -238,7 +286,7 @@ def scalar_curves(reads: Reads, runs: Sequence[str], name: str, *, x: str = "ste
     homes = {str(r[0]): (str(r[1]), int(r[2])) for r in reads.fetch("ui_run_homes", in_array_params("runs", runs))}
     experiments = sorted({e for e, _start in homes.values()})
     if not experiments:
-        return Curves("raw", [], {r: [] for r in runs}, 0.0, x_min, x_max, {r: 0 for r in runs})
+        return Curves("raw", [], tuple(runs), ("[]",) * len(runs), 0.0, x_min, x_max, dict.fromkeys(runs, 0))
     params: dict[str, Any] = {
         **in_array_params("runs", runs), **in_array_params("experiments", experiments), "name": name,
         "run_index": list(range(len(runs))), "run_starts": [homes.get(r, ("", 0))[1] for r in runs],

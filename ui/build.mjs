@@ -26,6 +26,18 @@ const result = await esbuild.build({
   absWorkingDir: here,
   metafile: true,
 });
+// early.js: a classic script the page runs before the modules, to start its first API requests.
+await esbuild.build({
+  entryPoints: { early: join(here, "src", "early.js") },
+  outdir: join(out, "assets"),
+  bundle: true,
+  format: "iife",
+  minify: true,
+  target: ["chrome109", "firefox115", "safari16"],
+  legalComments: "linked",
+  logLevel: "warning",
+  absWorkingDir: here,
+});
 // The chunks app.js imports at start are preloaded with it, not discovered after it (one round trip less).
 const app = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint === "src/main.js");
 const preload = app[1].imports.filter((i) => i.kind === "import-statement")

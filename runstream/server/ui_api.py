@@ -111,23 +111,14 @@ def _many(request: Request, name: str) -> list[str]:
     return [v for v in request.query_params.getlist(name) if v]
 
 
-def _numbers(values: Sequence[float | None], digits: int | None) -> str:
-    """A JSON array of finite floats (or null); ``digits`` significant digits, or exact (``repr``)."""
-    if digits is None:
-        return json.dumps(list(values), allow_nan=False, separators=(",", ":"))
-    form = f"{{:.{digits}g}}"
-    return "[" + ",".join("null" if v is None else form.format(v) for v in values) + "]"
-
-
 def _curves_response(c: curves.Curves, x: str) -> Response:
-    """A curve answer, built by hand: a hundred-run overlay holds ~10^5 numbers, and min/max buckets
-    need no more than 7 significant digits to be drawn (raw points keep every digit)."""
-    digits = None if c.mode == "raw" else 7
+    """A curve answer, built by hand: the store hands over each series' y values as JSON text already
+    (a hundred-run overlay holds ~10^5 numbers), so they are joined, never parsed and re-encoded."""
     head = json.dumps({"x": x, "mode": c.mode, "bucket": c.bucket, "x_min": c.x_min, "x_max": c.x_max,
-                       "series": list(c.ys), "points": [c.points[k] for k in c.ys]}, allow_nan=False,
+                       "series": list(c.series), "points": [c.points[k] for k in c.series]}, allow_nan=False,
                       separators=(",", ":"))
-    body = (head[:-1] + ',"xs":' + _numbers(c.xs, None) + ',"ys":['
-            + ",".join(_numbers(ys, digits) for ys in c.ys.values()) + "]}")
+    body = (head[:-1] + ',"xs":' + json.dumps(c.xs, allow_nan=False, separators=(",", ":"))
+            + ',"ys":[' + ",".join(c.ys_json) + "]}")
     return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
 

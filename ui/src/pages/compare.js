@@ -4,16 +4,18 @@
 import { api, apiUrl, uiConfig } from "../api.js";
 import { h, link, setParams, fmtTime } from "../util.js";
 import { LineChart } from "../chart.js";
+import { compareCurves } from "../first.js";
 import { live } from "./live.js";
 
 export async function comparePage(params) {
   const runs = (params.get("runs") ?? "").split(",").filter(Boolean);
   if (!runs.length) throw new Error("no runs selected: tick runs in an experiment's table, then “compare selected”");
   let x = params.get("x") ?? "step";
-  // The curves are asked for at once, with the runs table (names, metrics) and the settings.
-  const width = Math.max(200, document.getElementById("page").clientWidth - 60);
+  // The curves are asked for at once (early.js started that request already when the address names
+  // the metric), with the runs table (names, metrics) and the settings.
   const asked = params.get("metric");
-  const first = asked ? api("curves", { run: runs, name: asked, x, width }) : null;
+  const curvesQuery = compareCurves(params);
+  const first = curvesQuery ? api("curves", curvesQuery) : null;
   first?.catch(() => {});
   let experiment = params.get("experiment");
   if (!experiment) experiment = (await api("run", { run: runs[0] })).run.experiment;
