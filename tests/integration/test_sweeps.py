@@ -43,6 +43,7 @@ from producers import (
     choice,
     uniform,
 )
+from producers.errors import RunNotFound
 from runstream.server.reads import ServerReads
 from runstream.server.ui_api import UiSettings, ui_routes
 from runstream.testing import IngestProcess
@@ -335,8 +336,17 @@ def test_ctrl_c_on_runstream_sweep_cancels_the_sweep(backend: Backend, src: Path
     assert not any(alive(pid) for pid in trial_pids(src))
     parent_id = next(line.split()[2] for line in err.splitlines() if line.startswith("runstream: sweep "))
     ws = backend.workspace()
-    parent = Run(Experiment(ws, "sweep-cli"), parent_id)
-    wait_until(lambda: parent.get_status() == "Canceled", timeout_s=30)
+    found: list[Run] = []
+
+    def parent_canceled() -> bool:
+        try:  # on the stack, ingest may not have written the parent yet
+            found[:] = [Run(Experiment(ws, "sweep-cli"), parent_id)]
+            return found[0].get_status() == "Canceled"
+        except RunNotFound:
+            return False
+
+    wait_until(parent_canceled, timeout_s=30)
+    parent = found[0]
     assert all(c.get_status() == "Canceled" for c in parent.get_children())
 
 
