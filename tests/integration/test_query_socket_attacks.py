@@ -211,10 +211,9 @@ def test_the_readers_connection_is_read_only_and_time_limited(tmp_path: Path) ->
             with pytest.raises(StoreError) as caught:
                 reader.query(sql)
             assert caught.value.code == 164, caught.value  # READONLY
-        started = time.monotonic()
         with pytest.raises(StoreError) as caught:
             reader.query("SELECT sleep(3)")
-        assert caught.value.code == 159 and time.monotonic() - started < 2.5  # TIMEOUT_EXCEEDED
+        assert caught.value.code == 159  # TIMEOUT_EXCEEDED: the engine's time limit stopped it
         # Meanwhile the store itself still writes, without waiting for the reader.
         store.write("runs", {"run_id": ["r"], "experiment": ["e"], "parent_run_id": [""], "display_name": [""],
                              "kind": [""], "host": [""], "pid": [0], "start_ms": [0], "writer_id": ["w"], "seq": [1]})

@@ -277,12 +277,11 @@ def test_ingest_stops_at_once_with_one_clear_error(secure_kafka: KafkaInstance,
     }[what]
     ingest = _ingest(secure_kafka, secure_clickhouse, names, tmp_path / "ingest.log", **overrides).start()
     try:
-        started = time.monotonic()
-        code = ingest.proc.wait(timeout=60)
+        code = ingest.proc.wait(timeout=60)  # stops by itself: a retry loop would run until killed
     finally:
         ingest.kill()
     output = ingest.output()
-    assert code == 1 and time.monotonic() - started < 30, output
+    assert code == 1, output
     assert output.count(expected) == 1, output  # said once, not retried
     assert "not-the-password" not in output
 
