@@ -1,13 +1,16 @@
 """The same MLflow client against ``runstream server`` and against ``mlflow server`` (sqlite).
 
-Runner side: :func:`start_mlflow_server` starts MLflow's own tracking server
-with its default sqlite store in a scratch folder; :func:`measure_client`
-runs the client child against a tracking URI. Child side: ``python -m
-bench.mlflow_server --uri URI --batches N --trials T --history-points P``
-logs ``N`` ``log_batch`` calls of 1,000 metrics each (10 names x 100 steps,
-as a training loop flushing every 100 steps would) per trial, then logs
-``P`` points of one metric to a fresh run and times ``get_metric_history``
-(which pages through 25,000 points at a time).
+Runner side: :func:`measure` starts MLflow's own tracking server with its
+default sqlite store, ``runstream server`` on a fresh embedded home and the
+null server (below), side by side in scratch folders, then runs one client
+child. Child side: ``python -m bench.mlflow_server --uri NAME=URI ...
+--batches N --trials T --history-points P`` logs, in every trial, ``N``
+``log_batch`` calls of 1,000 metrics each (10 names x 100 steps, as a
+training loop flushing every 100 steps would) to each server in turn, the
+order rotating from trial to trial; then, per server, logs ``P`` points of one
+metric to a fresh run and times ``get_metric_history`` (which pages through
+25,000 points at a time). Taking turns inside each trial keeps the ratio
+honest on a shared machine whose speed drifts from minute to minute.
 
 Keys: ``vs_mlflow_server_log_batch_speedup`` (runstream points/s over
 mlflow's), ``mlflow_get_history_100k_ms`` for both servers.
@@ -117,40 +120,47 @@ def start_null_server(folder: Path, port: int, *, timeout: float = 60.0) -> subp
     return proc
 
 
-def measure(scratch: Path, *, trials: int, batches: int, history_points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
-    """Both servers, one after the other, the same client child and work: trials and details.
+SERVERS = ("mlflow", "runstream", "client_alone")
+"""The three tracking URIs one client child logs to, in turn, within every trial."""
 
-    Then the client alone (the null server, no history): ``details["bound"]``
-    is its points/s over mlflow server's, the ratio a free server would get.
+
+def measure(scratch: Path, *, trials: int, batches: int, history_points: int) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """The three servers side by side, one client child logging to each in turn: trials and details.
+
+    Every trial logs ``batches`` batches to each server, one server after the
+    other (the order rotates from trial to trial), so a slow minute on this
+    shared machine slows all three alike; each trial's ratio compares
+    neighbours in time. ``details["bound"]`` is the client alone (the null
+    server) over mlflow server's: the ratio a free server would get.
     """
-    results: dict[str, dict[str, Any]] = {}
-    for name in ("mlflow", "runstream", "client_alone"):
-        folder = scratch / f"tracking-{name}"
-        port = free_port()
-        proc = (start_mlflow_server(folder, port) if name == "mlflow"
-                else start_runstream_server(folder / "home", port) if name == "runstream"
-                else start_null_server(folder, port))
-        try:
-            results[name] = measure_client(f"http://127.0.0.1:{port}", batches=batches, trials=trials,
-                                           history_points=history_points if name != "client_alone" else 0,
-                                           cwd=scratch)
-        finally:
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    uris: dict[str, str] = {}
+    try:
+        for name in SERVERS:
+            folder = scratch / f"tracking-{name}"
+            port = free_port()
+            procs[name] = (start_mlflow_server(folder, port) if name == "mlflow"
+                           else start_runstream_server(folder / "home", port) if name == "runstream"
+                           else start_null_server(folder, port))
+            uris[name] = f"http://127.0.0.1:{port}"
+        results = measure_client(uris, batches=batches, trials=trials, history_points=history_points, cwd=scratch)
+    finally:
+        for proc in procs.values():
             stop_server(proc)
-    ours, theirs, alone = results["runstream"], results["mlflow"], results["client_alone"]
-    theirs_median = statistics.median(theirs["points_per_s"])
-    speedups = [r / theirs_median for r in ours["points_per_s"]]
-    alone_median = statistics.median(alone["points_per_s"])
-    ours_median = statistics.median(ours["points_per_s"])
+    ours, theirs, alone = (results[name]["points_per_s"] for name in ("runstream", "mlflow", "client_alone"))
+    speedups = [o / t for o, t in zip(ours, theirs)]
+    bounds = [a / t for a, t in zip(alone, theirs)]
+    ms = {name: BATCH * 1000 / statistics.median(results[name]["points_per_s"]) for name in SERVERS}
     results["bound"] = {
-        "client_alone_points_per_s": alone_median,
-        "ratio_bound": alone_median / theirs_median,
-        "ms_per_batch": {"client_alone": BATCH * 1000 / alone_median, "runstream": BATCH * 1000 / ours_median,
-                         "mlflow": BATCH * 1000 / theirs_median},
-        "runstream_server_ms_per_batch": BATCH * 1000 / ours_median - BATCH * 1000 / alone_median,
+        "client_alone_points_per_s": statistics.median(alone),
+        "ratio_bound": statistics.median(bounds),
+        "ratio_bound_trials": bounds,
+        "ms_per_batch": ms,
+        "runstream_server_ms_per_batch": ms["runstream"] - ms["client_alone"],
     }
     return ({"vs_mlflow_server_log_batch_speedup": speedups,
-             "mlflow_get_history_100k_ms": ours["history_ms"],
-             "mlflow_server_get_history_100k_ms": theirs["history_ms"]},
+             "mlflow_get_history_100k_ms": results["runstream"]["history_ms"],
+             "mlflow_server_get_history_100k_ms": results["mlflow"]["history_ms"]},
             results)
 
 
@@ -165,12 +175,13 @@ def stop_server(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
             proc.wait()
 
 
-def measure_client(uri: str, *, batches: int, trials: int, history_points: int, cwd: Path) -> dict[str, Any]:
-    """Run the client child against ``uri``."""
-    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-           "GIT_PYTHON_REFRESH": "quiet"}
-    return run_child("bench.mlflow_server", ["--uri", uri, "--batches", str(batches), "--trials", str(trials),
-                                             "--history-points", str(history_points)], cwd=cwd, env=env, timeout=600)
+def measure_client(uris: dict[str, str], *, batches: int, trials: int, history_points: int,
+                   cwd: Path) -> dict[str, Any]:
+    """Run the client child against the named tracking ``uris`` (history on all but ``client_alone``)."""
+    env = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "GIT_PYTHON_REFRESH": "quiet"}
+    args = [f"--uri={name}={uri}" for name, uri in uris.items()]
+    return run_child("bench.mlflow_server", [*args, "--batches", str(batches), "--trials", str(trials),
+                                             "--history-points", str(history_points)], cwd=cwd, env=env, timeout=900)
 
 
 def _client(args: argparse.Namespace) -> dict[str, Any]:
@@ -178,10 +189,6 @@ def _client(args: argparse.Namespace) -> dict[str, Any]:
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    client = MlflowClient(args.uri)
-    exp = client.get_experiment_by_name("bench-mlflow")
-    exp_id = exp.experiment_id if exp is not None else client.create_experiment("bench-mlflow")
-    run_id = client.create_run(exp_id).info.run_id
     names = [f"metric_{i}" for i in range(NAMES)]
     per_batch = BATCH // NAMES
 
@@ -190,33 +197,54 @@ def _client(args: argparse.Namespace) -> dict[str, Any]:
         first = index * per_batch
         return [Metric(name, 1.0 / (step + 1), now, step) for step in range(first, first + per_batch) for name in names]
 
-    client.log_batch(run_id, metrics=batch(0))  # warm-up: connection, run caches
+    targets = dict(item.split("=", 1) for item in args.uri)
+    clients: dict[str, tuple[Any, str, str]] = {}
+    for name, uri in targets.items():
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("bench-mlflow")
+        exp_id = exp.experiment_id if exp is not None else client.create_experiment("bench-mlflow")
+        run_id = client.create_run(exp_id).info.run_id
+        client.log_batch(run_id, metrics=batch(0))  # warm-up: connection, run caches
+        clients[name] = (client, exp_id, run_id)
     ready_then_wait()
-    points_per_s = []
+    results: dict[str, dict[str, Any]] = {name: {"points_per_s": [], "history_ms": []} for name in targets}
+    order = list(targets)
     index = 1
-    for _ in range(args.trials):
+    for trial in range(args.trials):
         work = [batch(index + i) for i in range(args.batches)]
         index += args.batches
-        t0 = time.perf_counter()
-        for metrics in work:
-            client.log_batch(run_id, metrics=metrics)
-        points_per_s.append(args.batches * BATCH / (time.perf_counter() - t0))
-    client.set_terminated(run_id)
+        for name in order[trial % len(order):] + order[:trial % len(order)]:  # the order rotates
+            client, _, run_id = clients[name]
+            t0 = time.perf_counter()
+            for metrics in work:
+                client.log_batch(run_id, metrics=metrics)
+            results[name]["points_per_s"].append(args.batches * BATCH / (time.perf_counter() - t0))
+    for name, (client, exp_id, run_id) in clients.items():
+        client.set_terminated(run_id)
+        if name != "client_alone" and args.history_points:
+            results[name]["history_ms"] = _history(client, exp_id, args.history_points, args.trials)
+    for result in results.values():
+        result.update(batches=args.batches, history_points=args.history_points, mlflow_version=mlflow.__version__)
+    return results
+
+
+def _history(client: Any, exp_id: str, history_points: int, trials: int) -> list[float]:
+    """Log ``history_points`` points of one metric to a fresh run, then time ``get_metric_history`` (ms)."""
+    from mlflow.entities import Metric
 
     history_run = client.create_run(exp_id).info.run_id
     now = int(time.time() * 1000)
-    for first in range(0, args.history_points, BATCH):
+    for first in range(0, history_points, BATCH):
         client.log_batch(history_run, metrics=[Metric("loss", float(s), now + s, s)
-                                               for s in range(first, min(first + BATCH, args.history_points))])
+                                               for s in range(first, min(first + BATCH, history_points))])
     history_ms = []
-    for _ in range(args.trials):
+    for _ in range(trials):
         t0 = time.perf_counter()
         got = client.get_metric_history(history_run, "loss")
         history_ms.append((time.perf_counter() - t0) * 1000)
-        if len(got) != args.history_points:
-            raise RuntimeError(f"get_metric_history returned {len(got)} points, expected {args.history_points}")
-    return {"points_per_s": points_per_s, "history_ms": history_ms, "batches": args.batches,
-            "history_points": args.history_points, "mlflow_version": mlflow.__version__}
+        if len(got) != history_points:
+            raise RuntimeError(f"get_metric_history returned {len(got)} points, expected {history_points}")
+    return history_ms
 
 
 _NULL_ANSWERS = {
@@ -260,7 +288,8 @@ async def _null_server(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.mlflow_server")
     parser.add_argument("--null-server", type=int, metavar="PORT", help="serve the null server on PORT instead")
-    parser.add_argument("--uri")
+    parser.add_argument("--uri", action="append", default=[], metavar="NAME=URI",
+                        help="a tracking server to log to (repeat: each trial logs to every one in turn)")
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--history-points", type=int, default=100_000)
@@ -269,7 +298,7 @@ def main() -> None:
         asyncio.run(_null_server(args.null_server))
         return
     if not args.uri:
-        parser.error("--uri is required")
+        parser.error("at least one --uri NAME=URI is required")
     emit(_client(args))
 
 
