@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .child import REPO, Child
 from .e2e import Ingest
 from .load import SENTINEL
+from .stack import delete_topics, drop_databases
 
 __all__ = ["ClusterStack", "measure"]
 
@@ -130,26 +131,8 @@ class ClusterStack:
 
     def cleanup(self) -> None:
         """Drop the bench databases on every server and delete the bench topics (best effort, logged)."""
-        if self.databases:
-            try:
-                client = self.client()
-                for db in self.databases:
-                    client.execute(f"DROP DATABASE IF EXISTS `{db}` ON CLUSTER {self.cluster}")
-                client.disconnect()
-            except Exception as exc:  # cleanup must not hide the results
-                log.warning("bench: could not drop %s: %s", self.databases, exc)
-        if self.topics:
-            from kafka.admin import KafkaAdminClient
-
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=self.kafka.split(","), client_id="runstream-bench")
-                existing = set(admin.list_topics())
-                doomed = [t for t in self.topics if t in existing]
-                if doomed:
-                    admin.delete_topics(doomed)
-                admin.close()
-            except Exception as exc:
-                log.warning("bench: could not delete topics %s: %s", self.topics, exc)
+        drop_databases(self.client, self.databases, on_cluster=self.cluster)
+        delete_topics(self.kafka.split(","), self.topics)
 
 
 def _count(client: Any, database: str, experiment: str, name: str | None = None) -> int:

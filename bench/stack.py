@@ -13,10 +13,11 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Stack", "from_env", "answers", "pid_listening_on"]
+__all__ = ["Stack", "from_env", "answers", "pid_listening_on", "drop_databases", "delete_topics"]
 
 log = logging.getLogger("bench")
 
@@ -113,26 +114,39 @@ class Stack:
 
     def cleanup(self) -> None:
         """Drop every bench database and delete every bench topic (best effort, logged)."""
-        if self.databases:
-            try:
-                client = self.client()
-                for db in self.databases:
-                    client.execute(f"DROP DATABASE IF EXISTS `{db}`")
-                client.disconnect()
-            except Exception as exc:  # cleanup must not hide the results
-                log.warning("bench: could not drop %s: %s", self.databases, exc)
-        if self.topics:
-            from kafka.admin import KafkaAdminClient
+        drop_databases(self.client, self.databases)
+        delete_topics([self.kafka], self.topics)
 
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=self.kafka, client_id="runstream-bench")
-                existing = set(admin.list_topics())
-                doomed = [t for t in self.topics if t in existing]
-                if doomed:
-                    admin.delete_topics(doomed)
-                admin.close()
-            except Exception as exc:
-                log.warning("bench: could not delete topics %s: %s", self.topics, exc)
+
+def drop_databases(client: Callable[[], Any], databases: Sequence[str], on_cluster: str = "") -> None:
+    """``DROP DATABASE`` each of ``databases`` (``ON CLUSTER`` when named); failures are logged, not raised."""
+    if not databases:
+        return
+    suffix = f" ON CLUSTER {on_cluster}" if on_cluster else ""
+    try:
+        conn = client()
+        for db in databases:
+            conn.execute(f"DROP DATABASE IF EXISTS `{db}`{suffix}")
+        conn.disconnect()
+    except Exception as exc:  # cleanup must not hide the results
+        log.warning("bench: could not drop %s: %s", list(databases), exc)
+
+
+def delete_topics(bootstrap: list[str], topics: Sequence[str]) -> None:
+    """Delete those of ``topics`` that exist; failures are logged, not raised."""
+    if not topics:
+        return
+    from kafka.admin import KafkaAdminClient
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="runstream-bench")
+        existing = set(admin.list_topics())
+        doomed = [t for t in topics if t in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+        admin.close()
+    except Exception as exc:  # cleanup must not hide the results
+        log.warning("bench: could not delete topics %s: %s", list(topics), exc)
 
 
 def from_env(env: dict[str, str] | None = None) -> Stack:
