@@ -63,7 +63,7 @@ def test_stack_names_are_unique_valid_and_remembered_for_cleanup() -> None:
     ("bench", []),
     ("bench.results", ["FORMAT", "Figure", "FIGURES", "KEYS", "Summary", "summarize", "goal_met", "build_document",
                        "missed_goals", "render_markdown", "format_value"]),
-    ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on"]),
+    ("bench.stack", ["Stack", "from_env", "answers", "pid_listening_on", "drop_databases", "delete_topics"]),
     ("bench.child", ["Child", "ChildFailed", "run_child", "ready_then_wait", "emit", "REPO"]),
     ("bench.e2e", ["Ingest", "throughput", "latency", "histogram_quantile", "parse_histogram", "parse_counter",
                    "stage_costs", "BEFORE_US_PER_POINT"]),
