@@ -177,44 +177,13 @@ grant_access() {
     done
 }
 
-# Real requests: an admin client asks the broker to describe the cluster, must see
-# at least one unfenced broker, and must find the group coordinator. Prints the
+# Real requests (lib.sh's kafka_cluster_probe): the broker must describe the cluster
+# with at least one unfenced broker and find the group coordinator. Prints the
 # broker count.
 probe() {
-    PROBE_BOOTSTRAP="$BOOTSTRAP" "$RUNSTREAM_PYTHON" - <<'PY'
-import logging
-import os
-import sys
-
-logging.getLogger("kafka").addHandler(logging.NullHandler())
-logging.getLogger("kafka").propagate = False
-
-from kafka.admin import KafkaAdminClient
-
-try:
-    admin = KafkaAdminClient(
-        bootstrap_servers=os.environ["PROBE_BOOTSTRAP"],
-        client_id="runstream-local-probe",
-        request_timeout_ms=3000,
-        bootstrap_timeout_ms=2000,
-    )
-    try:
-        brokers = [b for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
-        if brokers:
-            # Consumer groups work only once the group coordinator is up: the first
-            # FindCoordinator creates __consumer_offsets, and until its partitions have
-            # leaders a fresh broker answers COORDINATOR_NOT_AVAILABLE. "Ready" includes that.
-            admin.describe_groups(["runstream-local-probe"])
-    finally:
-        admin.close()
-except Exception as exc:  # any failure means "not answering yet"
-    print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
-    sys.exit(1)
-if not brokers:
-    print("no unfenced broker yet", file=sys.stderr)
-    sys.exit(1)
-print(len(brokers))
-PY
+    local ids
+    ids="$(kafka_cluster_probe "$RUNSTREAM_PYTHON" "$BOOTSTRAP")" || return 1
+    wc -w <<<"$ids"
 }
 
 # Secure mode: the exporter principal describes the events topic over SASL_SSL,
