@@ -305,15 +305,7 @@ start() {
 }
 
 stop() {
-    local pid
-    if ! pid="$(running_pid "$PID_FILE" "$PROPERTIES")"; then
-        rm -f "$PID_FILE"
-        echo "$NAME: not running"
-        return 0
-    fi
-    stop_pid "$NAME" "$pid" "$KAFKA_STOP_TIMEOUT"
-    rm -f "$PID_FILE"
-    echo "$NAME: stopped (pid $pid)"
+    stop_service "$NAME" "$PID_FILE" "$PROPERTIES" "$KAFKA_STOP_TIMEOUT"
 }
 
 status() {

@@ -75,6 +75,20 @@ stop_pid() {
     done
 }
 
+# stop_service NAME PID_FILE MATCH TIMEOUT: stop the process PID_FILE names (when it
+# is alive and its command line holds MATCH) with stop_pid, and remove PID_FILE.
+stop_service() {
+    local name="$1" pid_file="$2" match="$3" timeout="$4" pid
+    if ! pid="$(running_pid "$pid_file" "$match")"; then
+        rm -f "$pid_file"
+        echo "$name: not running"
+        return 0
+    fi
+    stop_pid "$name" "$pid" "$timeout"
+    rm -f "$pid_file"
+    echo "$name: stopped (pid $pid)"
+}
+
 # show_log_tail FILE: the last lines of a log, to stderr, when a start fails.
 show_log_tail() {
     if [[ -s "$1" ]]; then
