@@ -131,6 +131,12 @@ export async function sweepPage(experiment, params) {
     });
   }
 
+  // Axis names along the middle of their axes, past the tick labels: at the axis' end the metric's name sat on
+  // the canvas' top edge, cut off under the card's title. The gaps are fixed, not left to ECharts' moving a name
+  // off its labels, which measures a line's height as the width of a CJK glyph (a few pixels without CJK fonts);
+  // y labels wider than the gap still push the name out, by their widths, which ECharts measures right.
+  const axisName = { nameLocation: "middle", nameTextStyle: { textMargin: 6 } };
+
   function drawScatter() {
     const params = paramColumns();
     const p = params.find((q) => q.key === scatterPick.value) ?? params[0];
@@ -140,10 +146,10 @@ export async function sweepPage(experiment, params) {
     vals.forEach((v, i) => { if (v !== null && p.col[i] !== null) points.push([p.numeric ? Number(p.col[i]) : p.col[i], v, data.runs.display_name[i] || data.runs.run_id[i]]); });
     scatter.setOption({
       animation: false,
-      grid: { left: 60, right: 20, top: 20, bottom: 40 },
+      grid: { left: 60, right: 20, top: 12, bottom: 48 },
       tooltip: { trigger: "item", formatter: (q) => `${q.data[2]}<br>${p.key}: ${q.data[0]}<br>${metric}: ${fmtNum(q.data[1])}` },
-      xAxis: p.numeric ? { type: "value", name: p.key, scale: true } : { type: "category", name: p.key, data: p.categories },
-      yAxis: { type: "value", name: metric, scale: true },
+      xAxis: { name: p.key, ...axisName, nameGap: 28, ...(p.numeric ? { type: "value", scale: true } : { type: "category", data: p.categories }) },
+      yAxis: { type: "value", name: metric, ...axisName, nameGap: 40, scale: true },
       series: [{ type: "scatter", data: points, symbolSize: 8 }],
     }, true);
   }
