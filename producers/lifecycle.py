@@ -11,7 +11,12 @@
   are completed there), then every emitter delivers and closes.
 - SIGTERM: installed once, from the main thread only, chaining to the handler
   that was there before. It flushes, then does what the previous handler
-  would have done (by default: terminate by the signal).
+  would have done (by default: terminate by the signal). A SIGTERM that comes
+  while the handler is flushing is ignored: the handler is already on its
+  way. (A submitted job gets one per thread of a dying submitter:
+  ``PR_SET_PDEATHSIG`` fires each time the child is handed to the next
+  thread. Re-entered, the flush would wait for locks the interrupted flush
+  holds, forever.)
 """
 
 from __future__ import annotations
@@ -115,17 +120,22 @@ def _install_sigterm() -> None:
 
 _sigterm_retries = 0
 _SIGTERM_MAX_RETRIES = 400  # x 5 ms: give up flushing after about two seconds
+_sigterm_handling = False
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    global _sigterm_retries
+    global _sigterm_retries, _sigterm_handling
+    if _sigterm_handling:
+        return  # it interrupted our flush for an earlier SIGTERM, which goes on to end the process (or chain)
     busy = False
     for emitter in list(_emitters):
-        lock = emitter._lock
-        if not lock.acquire(blocking=False):
-            busy = True
+        for lock in (emitter._lock, emitter.uploads._lock):  # every lock a flush takes on this thread
+            if not lock.acquire(blocking=False):
+                busy = True
+                break
+            lock.release()
+        if busy:
             break
-        lock.release()
     if busy and _sigterm_retries < _SIGTERM_MAX_RETRIES:
         # Most likely this very thread was interrupted inside a logging call's
         # critical section: flushing now would wait for the emitter thread, which
@@ -139,17 +149,21 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         return
     previous = _previous_sigterm
     terminating = previous in (signal.SIG_DFL, None)
-    if not busy:
-        if terminating:
-            _run_exit_callbacks("sigterm")
-        flush_all()
-    else:
-        _log.error("runstream: SIGTERM: could not flush (the buffers stayed busy)")
-    if callable(previous):
-        previous(signum, frame)
-    elif terminating:
-        signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+    _sigterm_handling = True
+    try:
+        if not busy:
+            if terminating:
+                _run_exit_callbacks("sigterm")
+            flush_all()
+        else:
+            _log.error("runstream: SIGTERM: could not flush (the buffers stayed busy)")
+        if callable(previous):
+            previous(signum, frame)
+        elif terminating:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    finally:
+        _sigterm_handling = False  # a previous handler that did not end the process: the next SIGTERM counts
 
 
 _forking: list[Emitter] = []

@@ -9,6 +9,7 @@ is compared with the complete curves of the ones before it.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -158,6 +159,17 @@ def trial_pids(src: Path) -> list[int]:
     return [int(p.name) for p in (src.parent / "pids").iterdir()]
 
 
+def trial_state(pid: int) -> str:
+    """A trial process's state, parent and the kernel function it waits in, and its command line."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except FileNotFoundError:
+        return "gone"
+    return f"state {fields[0]}, parent {fields[1]}, waiting in {wchan or '-'}: {command}"
+
+
 def sweep(backend: Backend, src: Path, sampling, *, goal=PrimaryMetricGoal.MINIMIZE, policy=None, concurrent=1,
           total=None, arguments=None, minutes=10.0):
     config = HyperDriveConfig(run_config=ScriptRunConfig(str(src), "train.py", arguments=arguments),
@@ -287,10 +299,11 @@ def test_cancel_stops_every_running_trial(backend: Backend, src: Path) -> None:
 
 
 def test_a_killed_launcher_leaves_no_trial_running(backend: Backend, src: Path, tmp_path: Path) -> None:
+    # The trials would live far past the wait below on their own: only their launcher's death can end them.
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         from producers import *
-        hd = HyperDriveConfig(run_config=ScriptRunConfig({str(src)!r}, "train.py", arguments=["--sleep", 60]),
+        hd = HyperDriveConfig(run_config=ScriptRunConfig({str(src)!r}, "train.py", arguments=["--sleep", 900]),
                               hyperparameter_sampling=GridParameterSampling({{"--k": choice(1, 2, 3)}}),
                               primary_metric_name="mse", primary_metric_goal="minimize", max_concurrent_runs=3)
         run = Experiment(Workspace(), "sweep-killed").submit(hd)
@@ -300,11 +313,23 @@ def test_a_killed_launcher_leaves_no_trial_running(backend: Backend, src: Path, 
     proc = subprocess.Popen([sys.executable, str(driver)], env=backend.child_env() | {"PIDS_DIR": os.environ["PIDS_DIR"]},
                             stdout=subprocess.DEVNULL)
     try:
-        wait_until(lambda: len(trial_pids(src)) == 3, timeout_s=60)
+        try:
+            wait_until(lambda: len(trial_pids(src)) == 3, timeout_s=60, what="3 trials running")
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        # Each trial gets SIGTERM from the kernel (PR_SET_PDEATHSIG) as its launcher dies, and its handler
+        # flushes (up to exit_timeout_s, 10 s) before the process ends: 60 s covers that on a loaded machine.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(alive(pid) for pid in trial_pids(src)):
+            time.sleep(0.2)
+        survivors = {pid: trial_state(pid) for pid in trial_pids(src) if alive(pid)}
+        assert not survivors, f"trials still running 60 s after their launcher was killed: {survivors}"
     finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    wait_until(lambda: not any(alive(pid) for pid in trial_pids(src)), timeout_s=10)
+        for pid in trial_pids(src):  # a failed run of this test leaves no trial behind for 15 minutes
+            if alive(pid) and str(src / "train.py") in trial_state(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def test_ctrl_c_on_runstream_sweep_cancels_the_sweep(backend: Backend, src: Path, tmp_path: Path) -> None:

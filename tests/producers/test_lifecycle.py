@@ -117,6 +117,42 @@ def test_sigterm_chains_to_the_previous_handler(tmp_path: Path) -> None:
     assert names(spool_events(tmp_path)) == {"x": 1}
 
 
+def test_a_sigterm_during_the_sigterm_flush_does_not_deadlock_it(tmp_path: Path) -> None:
+    # A submitted job gets one SIGTERM per thread of its dying submitter (PR_SET_PDEATHSIG fires each time
+    # the child is handed to the next thread). Here the second one comes while the handler's flush holds
+    # the uploads lock, which a re-entered flush would wait for forever.
+    proc = run_script(tmp_path, """
+        import os, signal, time
+        from producers import Workspace, Experiment
+        from producers.uploads import Uploader
+        run = Experiment(Workspace(linger_ms=60_000), "e").start_logging()
+        run.log("x", 1.0)
+        wait = Uploader.wait
+
+        def wait_with_a_second_sigterm(self, key=None, timeout=None):
+            with self._lock:
+                os.kill(os.getpid(), signal.SIGTERM)  # its handler runs right here, under the lock
+                time.sleep(0.2)
+            return wait(self, key, timeout)
+
+        Uploader.wait = wait_with_a_second_sigterm  # from now on only the SIGTERM flush calls it
+        print("ready", flush=True)
+        time.sleep(60)
+        print("not reached", flush=True)
+    """, wait=False)
+    assert isinstance(proc, subprocess.Popen)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=50)  # the sleep ends by itself at 60 s
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the SIGTERM flush hung on a second SIGTERM") from None
+    assert proc.returncode == -signal.SIGTERM and "not reached" not in out, err
+    assert names(spool_events(tmp_path)) == {"x": 1}
+
+
 def test_multiprocessing_children_deliver_their_own_points(tmp_path: Path) -> None:
     proc = run_script(tmp_path, """
         import multiprocessing as mp
