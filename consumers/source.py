@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,13 +114,21 @@ class KafkaSource:
       which is then read again), while this member still owns its partitions
       and keeps heartbeating. When the rejoin is noticed from inside the
       worker's own flush (:meth:`idle`), :meth:`idle` does not poll, so the
-      join waits until that flush is done or given up (within the budget);
-    - after it, in the rare case where the rejoin was noticed only inside
-      ``consumer.poll``: partitions that moved take their handed-out
-      messages with them (the next owner reads them again from the last
-      commit; the rows collapse downstream), partitions that stayed keep
-      their position, and ``on_revoke`` runs right after the poll, so the
-      worker flushes what it holds and forgets per-run state.
+      join waits until that flush is done or given up (within the budget).
+      The heartbeat that announces the rejoin lands on the IO thread at any
+      moment, also between that check and ``consumer.poll``'s own; so while
+      a batch is handed out, ``consumer.poll`` on the worker's thread is told
+      no rejoin is needed (for up to the session timeout), and the join
+      starts only once the batch is settled. (Started earlier, the join
+      would turn the member's state to rebalancing, and kafka-python refuses
+      every commit from then on: the whole batch would be read again.);
+    - after it, only when the worker did not settle within the session
+      timeout, or on a kafka-python without the coordinator internals used
+      here: partitions that moved take their handed-out messages with them
+      (the next owner reads them again from the last commit; the rows
+      collapse downstream), partitions that stayed keep their position, and
+      ``on_revoke`` runs right after the poll, so the worker flushes what it
+      holds and forgets per-run state.
 
     Either way an offset is committed only for a partition this member owns,
     after the worker wrote everything up to it: a partition's next owner
@@ -142,6 +151,12 @@ class KafkaSource:
         # Set by the listener (on the IO thread) when a rebalance took a partition of handed-out
         # messages; read on the worker's thread after consumer.poll returns.
         self._moved_during_poll = False
+        # Joins held back while a batch is handed out: the thread inside our consumer.poll, the
+        # coordinator's own rejoin check, and since when a rejoin has been held back (for how long).
+        self._holding_thread: int | None = None
+        self._need_rejoin: Callable[[], bool] | None = None
+        self._held_since: float | None = None
+        self._hold_limit_s = session_timeout_ms / 1000
         if (bootstrap is None) == (options is None):
             raise ValueError("KafkaSource needs bootstrap or options (kafka-python's, with bootstrap_servers)")
         self._consumer_options: dict[str, Any] = dict(
@@ -184,6 +199,7 @@ class KafkaSource:
                     consumer.pause(*assigned)
 
         consumer = kafka.KafkaConsumer(**self._consumer_options)
+        self._hold_joins_while_handed_out(consumer)
         try:
             consumer.subscribe([self.topic], listener=_Listener())
             # Fresh metadata after subscribing, before the first join: the coordinator then assigns
@@ -196,12 +212,38 @@ class KafkaSource:
             raise
         return consumer
 
+    def _hold_joins_while_handed_out(self, consumer: Any) -> None:
+        """Make ``consumer.poll`` on the worker's thread leave a pending rejoin to :meth:`poll` while a batch
+        is handed out (up to the session timeout), so the batch is settled first; other threads (the IO
+        thread's join loop) see the coordinator's real answer."""
+        coordinator: Any = getattr(consumer, "_coordinator", None)
+        need_rejoin = getattr(coordinator, "need_rejoin", None)
+        if not callable(need_rejoin):
+            log.debug("kafka-python's coordinator has no need_rejoin(): rejoins are settled after the poll")
+            return
+        self._need_rejoin = need_rejoin
+        source = self
+
+        def need_rejoin_unless_a_batch_is_handed_out() -> bool:
+            needed = bool(need_rejoin())
+            if not needed or source._holding_thread != threading.get_ident():
+                return needed
+            if getattr(coordinator, "rejoining", False):
+                return needed  # a join already under way (its heartbeats are off): let it finish
+            now = time.monotonic()
+            if source._held_since is None:
+                source._held_since = now
+            return now - source._held_since >= source._hold_limit_s  # the worker is past its budget: join
+
+        coordinator.need_rejoin = need_rejoin_unless_a_batch_is_handed_out
+
     def _keep_only(self, assigned: set[Any]) -> None:
         """After a rebalance: forget what was handed out from partitions that are no longer ours.
 
         A partition that stayed keeps its fetch position (kafka-python keeps it
         across an eager rebalance), so its handed-out messages stay committable.
         """
+        self._held_since = None
         moved = [tp for tp in self._handed_from if tp not in assigned]
         for tp in moved:
             self._handed_from.pop(tp, None)
@@ -211,10 +253,12 @@ class KafkaSource:
 
     def _rebalance_pending(self) -> bool:
         """True when the group coordinator asked this member to rejoin (the next consumer.poll joins)."""
+        if self._need_rejoin is None:  # a kafka-python without this internal: settled after the poll
+            return False
         try:
-            return bool(self._consumer._coordinator.need_rejoin())
-        except Exception:  # a kafka-python without this internal: fall back to settling after the poll
-            log.debug("need_rejoin() unavailable", exc_info=True)
+            return bool(self._need_rejoin())
+        except Exception:
+            log.debug("need_rejoin() failed", exc_info=True)
             return False
 
     _HOLDING_POLL_S = 0.05
@@ -245,10 +289,10 @@ class KafkaSource:
     def _consumer_poll(self, max_records: int, timeout_s: float) -> Any:
         """``consumer.poll``; while a batch is handed out, in short calls with the rejoin checked between.
 
-        ``consumer.poll`` joins a pending rebalance as soon as a heartbeat
-        answer announces it. A worker holding an uncommitted batch spends
-        its waits outside it, so the announcement is seen by the check in
-        :meth:`poll` and the batch is settled before the join.
+        While a batch is handed out ``consumer.poll`` does not join (see
+        :meth:`_hold_joins_while_handed_out`); the short calls let the check
+        here see the announcement at once, so the worker settles its batch
+        and the group waits for this member no longer than that takes.
         """
         if not self._handed_from:
             return self._poll_once(max_records, timeout_s)
@@ -265,10 +309,13 @@ class KafkaSource:
             time.sleep(min(self._HOLDING_POLL_S, remaining))
 
     def _poll_once(self, max_records: int, timeout_s: float) -> Any:
+        self._holding_thread = threading.get_ident() if self._handed_from else None
         try:
             return self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except Exception as exc:
             raise _source_error(exc, "Kafka poll failed") from exc
+        finally:
+            self._holding_thread = None
 
     def commit(self) -> None:
         if not self._positions:
@@ -279,6 +326,7 @@ class KafkaSource:
                    if tp in assigned}
         self._positions.clear()
         self._handed_from.clear()
+        self._held_since = None
         if not offsets:
             return
         try:
@@ -297,6 +345,7 @@ class KafkaSource:
                 log.debug("rewind of %s skipped", tp, exc_info=True)
         self._handed_from.clear()
         self._positions.clear()
+        self._held_since = None
 
     def pause(self) -> None:
         self._paused = True

@@ -109,6 +109,22 @@ def _settle(worker: Worker) -> None:
         worker.step()
 
 
+def _consume(worker: Worker, count: int) -> None:
+    """Step until the worker holds ``count`` messages, none flushed (its flush interval is an hour).
+
+    Counted in messages, not ``buffered_rows``: that also counts a row per new run (40 rows after 32 of
+    these messages), and a member that joined then could take messages this one had not read yet.
+    """
+    consumed = [0]
+
+    def step() -> bool:
+        consumed[0] += worker.step()
+        return consumed[0] >= count
+
+    wait_until(step, timeout_s=60, what=f"{count} messages consumed")
+    assert consumed[0] == count
+
+
 def _committed(source: KafkaSource, topic: str, partitions: int) -> dict[int, int | None]:
     from kafka import TopicPartition
 
@@ -125,8 +141,7 @@ def test_a_rebalance_flushes_and_commits_on_the_workers_thread_before_the_partit
     _settle(worker)
     produce(kafka_bootstrap, unique_name, _event_messages(40))
     try:
-        wait_until(lambda: worker.step() is not None and worker.buffered_rows >= 40, timeout_s=60,
-                   what="40 points buffered, none flushed")
+        _consume(worker, 40)
         assert sink.rows("metric_scalars") == []
         with _second_member(kafka_bootstrap, unique_name) as theirs:
             wait_until(lambda: worker.step() is not None and len(worker.source._consumer.assignment()) == 1,
@@ -143,6 +158,32 @@ def test_a_rebalance_flushes_and_commits_on_the_workers_thread_before_the_partit
         worker.source.close()
 
 
+def test_a_rejoin_announced_between_the_check_and_the_poll_waits_for_the_batch(
+        kafka_bootstrap: str, unique_name: str) -> None:
+    # The heartbeat that announces a rejoin lands on kafka-python's IO thread at any moment: on a loaded
+    # machine often between the source's check and consumer.poll, which then started the join; from then
+    # on kafka-python refused the commit (the member was rebalancing) and the next owners read the batch
+    # again. Here that moment is forced: the rejoin is pending when consumer.poll runs without the check.
+    create_topic(kafka_bootstrap, unique_name, 2)
+    sink = InMemorySink()
+    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
+    _settle(worker)
+    produce(kafka_bootstrap, unique_name, _event_messages(40))
+    try:
+        _consume(worker, 40)
+        with _second_member(kafka_bootstrap, unique_name):
+            wait_until(worker.source._rebalance_pending, timeout_s=60, what="the rejoin announced")
+            assert worker.source._poll_once(100, 0.0) == {}  # what follows a check that came a moment too early
+            assert sink.rows("metric_scalars") == []  # nothing settled yet
+            wait_until(lambda: worker.step() is not None and len(worker.source._consumer.assignment()) == 1,
+                       timeout_s=60, what="the rebalance")
+            assert threads and set(threads) == {threading.current_thread().name}
+            assert sorted(r["step"] for r in sink.rows("metric_scalars")) == list(range(40))
+            assert sum(offset or 0 for offset in _committed(worker.source, unique_name, 2).values()) == 40
+    finally:
+        worker.source.close()
+
+
 def test_a_rebalance_while_clickhouse_refuses_keeps_the_member_and_drops_the_batch_within_the_budget(
         kafka_bootstrap: str, unique_name: str) -> None:
     # A slow sink used to hold the rebalance listener (and the heartbeats) for 20 s against a 10 s
@@ -154,8 +195,7 @@ def test_a_rebalance_while_clickhouse_refuses_keeps_the_member_and_drops_the_bat
     _settle(worker)
     produce(kafka_bootstrap, unique_name, _event_messages(40))
     try:
-        wait_until(lambda: worker.step() is not None and worker.buffered_rows >= 40, timeout_s=60,
-                   what="40 points buffered")
+        _consume(worker, 40)
         member = worker.source._consumer._coordinator._generation.member_id
         sink.down = True
         with _second_member(kafka_bootstrap, unique_name) as theirs:
