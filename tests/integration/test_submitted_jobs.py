@@ -14,18 +14,18 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from consumers.testing import create_topic, wait_until
-from runstream.testing import IngestProcess
+from consumers.testing import wait_until
 from producers import Experiment, JobFailed, Run, ScriptRunConfig, Workspace
 from producers.jobs import wait_result
 from schemas import RunLimits
+
+from pipelines import private_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_FILE = 4096
@@ -65,27 +65,12 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         for ws in b.workspaces:
             ws.close(10)
         return
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    name = f"rs_submit_{uuid.uuid4().hex[:12]}"
-    url = request.getfixturevalue("clickhouse_url").rsplit("/", 1)[0] + "/" + name
-    create_topic(bootstrap, name, 4)
-    worker = IngestProcess(["--kafka", bootstrap, "--clickhouse", url, "--topic", name, "--group", name,
-                            "--dlq-topic", name + ".dlq", "--flush-interval", "0.1", "--home", str(base / "ingest")],
-                           base / "worker.log").start()
-    b = Backend("stack", home, {"RUNSTREAM_HOME": str(home), "RUNSTREAM_KAFKA": bootstrap,
-                                "RUNSTREAM_CLICKHOUSE": url, "RUNSTREAM_TOPIC": name})
-    try:
+    with private_pipeline(base, request.getfixturevalue("kafka_bootstrap"),
+                          request.getfixturevalue("clickhouse_url"), "rs_submit") as env:
+        b = Backend("stack", home, env)
         yield b
         for ws in b.workspaces:
             ws.close(10)
-        assert worker.stop() == 0, worker.output()
-    finally:
-        worker.kill()
-        from clickhouse_driver import Client
-
-        client = Client.from_url(url.rsplit("/", 1)[0] + "/default")
-        client.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        client.disconnect()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from consumers.testing import create_topic, wait_until
+from consumers.testing import wait_until
 from producers import (
     BanditPolicy,
     Experiment,
@@ -47,8 +47,9 @@ from producers import (
 from producers.errors import RunNotFound
 from runstream.server.reads import ServerReads
 from runstream.server.ui_api import UiSettings, ui_routes
-from runstream.testing import IngestProcess
 from schemas.settings import IngestSettings
+
+from pipelines import private_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD_S = 6.0
@@ -107,27 +108,12 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         for ws in b.workspaces:
             ws.close(10)
         return
-    bootstrap = request.getfixturevalue("kafka_bootstrap")
-    name = f"rs_sweep_{uuid.uuid4().hex[:12]}"
-    url = request.getfixturevalue("clickhouse_url").rsplit("/", 1)[0] + "/" + name
-    create_topic(bootstrap, name, 4)
-    worker = IngestProcess(["--kafka", bootstrap, "--clickhouse", url, "--topic", name, "--group", name,
-                            "--dlq-topic", name + ".dlq", "--flush-interval", "0.1", "--home", str(base / "ingest")],
-                           base / "worker.log").start()
-    b = Backend("stack", home, {"RUNSTREAM_HOME": str(home), "RUNSTREAM_KAFKA": bootstrap,
-                                "RUNSTREAM_CLICKHOUSE": url, "RUNSTREAM_TOPIC": name})
-    try:
+    with private_pipeline(base, request.getfixturevalue("kafka_bootstrap"),
+                          request.getfixturevalue("clickhouse_url"), "rs_sweep") as env:
+        b = Backend("stack", home, env)
         yield b
         for ws in b.workspaces:
             ws.close(10)
-        assert worker.stop() == 0, worker.output()
-    finally:
-        worker.kill()
-        from clickhouse_driver import Client
-
-        client = Client.from_url(url.rsplit("/", 1)[0] + "/default")
-        client.execute(f"DROP DATABASE IF EXISTS `{name}`")
-        client.disconnect()
 
 
 @pytest.fixture
@@ -332,6 +318,22 @@ def test_a_killed_launcher_leaves_no_trial_running(backend: Backend, src: Path, 
                     os.kill(pid, signal.SIGKILL)
 
 
+@contextlib.contextmanager
+def sigint_not_ignored() -> Iterator[None]:
+    """Children started inside get SIGINT's default action, so Python turns it into KeyboardInterrupt.
+
+    A background job of a non-interactive shell (``cmd &``) starts with SIGINT
+    ignored, and an ignored signal stays ignored across exec, where a handled
+    one is reset: without this, a test run started that way sent Ctrl-C to a
+    `runstream sweep` that could not hear it (it ran to completion, exit 0).
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_on_runstream_sweep_cancels_the_sweep(backend: Backend, src: Path, tmp_path: Path) -> None:
     spec = tmp_path / "sweep.yaml"
     spec.write_text(textwrap.dedent(f"""
@@ -345,9 +347,10 @@ def test_ctrl_c_on_runstream_sweep_cancels_the_sweep(backend: Backend, src: Path
         primary_metric_goal: minimize
         max_concurrent_runs: 2
     """))
-    proc = subprocess.Popen([sys.executable, "-m", "runstream", "sweep", "--file", str(spec)],
-                            env=backend.child_env() | {"PIDS_DIR": os.environ["PIDS_DIR"]},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with sigint_not_ignored():  # as from a terminal, also when this test runs in a background job
+        proc = subprocess.Popen([sys.executable, "-m", "runstream", "sweep", "--file", str(spec)],
+                                env=backend.child_env() | {"PIDS_DIR": os.environ["PIDS_DIR"]},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: len(trial_pids(src)) == 2, timeout_s=60)
     proc.send_signal(signal.SIGINT)
     try:
