@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from consumers.testing import create_topic
 from runstream.testing import IngestProcess
 
-__all__ = ["private_pipeline"]
+__all__ = ["backend_settings", "private_pipeline"]
 
 
 @contextmanager
@@ -43,3 +45,19 @@ def private_pipeline(base: Path, bootstrap: str, clickhouse_url: str, prefix: st
         client = Client.from_url(url.rsplit("/", 1)[0] + "/default")
         client.execute(f"DROP DATABASE IF EXISTS `{name}`")
         client.disconnect()
+
+
+@contextmanager
+def backend_settings(request: pytest.FixtureRequest, base: Path, prefix: str) -> Iterator[dict[str, str]]:
+    """The ``RUNSTREAM_*`` settings of a client (home ``base/home``) of the backend ``request.param`` names.
+
+    ``"embedded"``: the default, spool + chDB in the home; ``"stack"``: a
+    :func:`private_pipeline` on the shared stack (the ``kafka_bootstrap`` and
+    ``clickhouse_url`` fixtures).
+    """
+    if request.param == "embedded":
+        yield {"RUNSTREAM_HOME": str(base / "home")}
+        return
+    with private_pipeline(base, request.getfixturevalue("kafka_bootstrap"), request.getfixturevalue("clickhouse_url"),
+                          prefix) as env:
+        yield env

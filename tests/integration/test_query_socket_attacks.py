@@ -4,9 +4,8 @@ and a hostile process of the same user talking to its socket.
 Each attack of issue 15 is refused with a clear error: SQL text (multi-statements,
 ``file()``, ``INTO OUTFILE``, ``SETTINGS readonly=0``), values that try to become
 SQL, a 512 MiB frame, unbounded connections. The engine enforces read-only and a
-time limit on the readers' own connection too. Ingest keeps its pace while a
-client hammers the socket (the numbers are printed; timing goals belong to the
-benchmarks, so the assertion is only that ingest is not stalled).
+time limit on the readers' own connection too. Ingest goes on while a client
+hammers the socket (what that costs it in time is for the benchmarks to say).
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import json
 import socket
 import struct
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -187,11 +185,10 @@ def test_connections_cannot_pile_up_threads(owner: tuple[IngestProcess, Path]) -
             (n,) = _LEN.unpack(_read(sock, _LEN.size))
             busy += json.loads(_read(sock, n))["error"] == "busy"
         assert busy + turned_away == 200 - LIMITS.max_clients
-        started = time.monotonic()
-        for sock in idle[:LIMITS.max_clients]:  # the slow ones are dropped after request_timeout_s
-            with pytest.raises((ConnectionError, OSError)):
+        for sock in idle[:LIMITS.max_clients]:  # the slow ones are dropped after request_timeout_s...
+            sock.settimeout(LIMITS.request_timeout_s * 12)
+            with pytest.raises(ConnectionError):  # ...by the server: a client-side timeout (TimeoutError) fails
                 _read(sock, 1)
-        assert time.monotonic() - started < LIMITS.request_timeout_s + 3
     finally:
         for sock in idle:
             sock.close()
@@ -223,20 +220,16 @@ def test_the_readers_connection_is_read_only_and_time_limited(tmp_path: Path) ->
         store.close()
 
 
-def test_ingest_keeps_its_pace_while_a_client_hammers_the_socket(owner: tuple[IngestProcess, Path]) -> None:
-    _, home = owner
-    def ingest_seconds(run: str) -> float:
-        """Until the owner has ingested and deleted the segments (asked of the folder, not the busy socket)."""
-        _write_spool(home / "spool", run, batches=50)  # 50,000 points
-        started = time.monotonic()
-        wait_until(lambda: not list_segments(home / "spool"), timeout_s=300, interval_s=0.05,
-                   what=f"ingest of {run}")
-        return time.monotonic() - started
+def test_ingest_goes_on_while_a_client_hammers_the_socket(owner: tuple[IngestProcess, Path]) -> None:
+    """The owner ingests a new run's segments while 8 threads keep asking it for a whole run.
 
-    quiet = ingest_seconds("quiet")
+    What it costs ingest in time is not asserted here (speed belongs in bench/);
+    that ingest finishes, while reads are answered and the surplus is turned
+    away, is.
+    """
+    _, home = owner
     stop = threading.Event()
     replies = {"busy": 0, "encoded": 0, "other": 0}
-    refused_at_connect = [0]
     request = json.dumps({"op": "fetch", "query": "scalars",
                           "params": {"experiment": "attack", "run": "victim", "names": ["loss"]}}).encode()
 
@@ -245,10 +238,7 @@ def test_ingest_keeps_its_pace_while_a_client_hammers_the_socket(owner: tuple[In
         while not stop.is_set():
             try:
                 reply = _raw(home, _LEN.pack(len(request)) + request, timeout_s=60)
-            except BlockingIOError:
-                refused_at_connect[0] += 1
-                continue
-            except OSError:
+            except OSError:  # refused at connect (the accept queue is full), or dropped
                 continue
             key = "busy" if reply.get("error") == "busy" else "encoded" if "encoded" in reply else "other"
             replies[key] += 1
@@ -257,14 +247,14 @@ def test_ingest_keeps_its_pace_while_a_client_hammers_the_socket(owner: tuple[In
     for thread in hammers:
         thread.start()
     try:
-        time.sleep(0.5)
-        hammered = ingest_seconds("hammered")
+        wait_until(lambda: replies["encoded"] + replies["busy"] > 0, timeout_s=60, what="the hammering to start")
+        _write_spool(home / "spool", "hammered", batches=50)  # 50,000 points
+        wait_until(lambda: not list_segments(home / "spool"), timeout_s=300, interval_s=0.05,
+                   what="ingest of the hammered run")
+        answered_while_ingesting = dict(replies)
     finally:
         stop.set()
         for thread in hammers:
             thread.join(timeout=120)
-    print(f"\ningest of 50,000 points: {quiet:.2f} s quiet, {hammered:.2f} s while 8 threads hammered the socket "
-          f"({replies['encoded']} reads of {VICTIM_POINTS:,} points answered, {replies['busy']} busy, "
-          f"{refused_at_connect[0]} connects refused by the kernel, {replies['other']} other)")
-    assert replies["encoded"] > 0 and replies["busy"] > 0 and replies["other"] == 0
-    assert hammered < max(10 * quiet, 30.0)  # not stalled; the ratio is reported above
+    assert answered_while_ingesting["encoded"] > 0 and answered_while_ingesting["busy"] > 0
+    assert replies["other"] == 0

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,10 +306,8 @@ def test_chdb_waits_a_bounded_time_for_the_holder(tmp_path: Path) -> None:
     path = tmp_path / "chdb"
     proc = _holder(path, 1.0)
     try:
-        start = time.monotonic()
-        with ChdbStore(path, lock_timeout_s=60) as store:
+        with ChdbStore(path, lock_timeout_s=60) as store:  # opens once the holder lets go (it would raise)
             assert store.query("SELECT 1") == [(1,)]
-        assert time.monotonic() - start < 60
     finally:
         proc.communicate(timeout=60)
 

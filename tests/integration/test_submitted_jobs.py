@@ -25,7 +25,7 @@ from producers import Experiment, JobFailed, Run, ScriptRunConfig, Workspace
 from producers.jobs import wait_result
 from schemas import RunLimits
 
-from pipelines import private_pipeline
+from pipelines import backend_settings
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_FILE = 4096
@@ -58,16 +58,8 @@ class Backend:
 @pytest.fixture(scope="module", params=["embedded", "stack"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     base = tmp_path_factory.mktemp(f"submit-{request.param}")
-    home = base / "home"
-    if request.param == "embedded":
-        b = Backend("embedded", home, {"RUNSTREAM_HOME": str(home)})
-        yield b
-        for ws in b.workspaces:
-            ws.close(10)
-        return
-    with private_pipeline(base, request.getfixturevalue("kafka_bootstrap"),
-                          request.getfixturevalue("clickhouse_url"), "rs_submit") as env:
-        b = Backend("stack", home, env)
+    with backend_settings(request, base, "rs_submit") as env:
+        b = Backend(request.param, base / "home", env)
         yield b
         for ws in b.workspaces:
             ws.close(10)

@@ -49,7 +49,7 @@ from runstream.server.reads import ServerReads
 from runstream.server.ui_api import UiSettings, ui_routes
 from schemas.settings import IngestSettings
 
-from pipelines import private_pipeline
+from pipelines import backend_settings
 
 REPO = Path(__file__).resolve().parents[2]
 HOLD_S = 6.0
@@ -101,16 +101,8 @@ class Backend:
 @pytest.fixture(scope="module", params=["embedded", "stack"])
 def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     base = tmp_path_factory.mktemp(f"sweep-{request.param}")
-    home = base / "home"
-    if request.param == "embedded":
-        b = Backend("embedded", home, {"RUNSTREAM_HOME": str(home)})
-        yield b
-        for ws in b.workspaces:
-            ws.close(10)
-        return
-    with private_pipeline(base, request.getfixturevalue("kafka_bootstrap"),
-                          request.getfixturevalue("clickhouse_url"), "rs_sweep") as env:
-        b = Backend("stack", home, env)
+    with backend_settings(request, base, "rs_sweep") as env:
+        b = Backend(request.param, base / "home", env)
         yield b
         for ws in b.workspaces:
             ws.close(10)
