@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -39,7 +40,7 @@ COMMANDS: Mapping[str, str] = MappingProxyType({
 """Subcommand -> the hook that registers it, ``module:function``."""
 
 _CLEAN_STOP_BEFORE_START = frozenset({"ingest", "exporter", "server"})
-"""Services: a SIGTERM before they started (nothing read yet) is a clean stop, exit 0."""
+"""Services: a SIGTERM before they installed their own handler (nothing read yet) is a clean stop, exit 0."""
 
 
 def _load(hook: str) -> Callable[[Any], None]:
@@ -72,11 +73,21 @@ def _named_command(argv: Sequence[str]) -> list[str] | None:
     return None
 
 
-def _stop_while_starting(code: int) -> Callable[[int, FrameType | None], None]:
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(code)
+def _exit_before_start(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before the service installed its own handler: nothing was read, so exit now, cleanly (0).
 
-    return stop
+    It exits at once instead of raising ``SystemExit``: an exception raised by a
+    signal handler surfaces wherever the main thread is, and inside a weakref
+    callback or a ``__del__`` (importlib's module locks have one) Python prints
+    "Exception ignored" and carries on. The stop was lost there and the service
+    then ran until killed.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # interrupted mid-write (a reentrant flush): what is left unwritten is lost
+            pass
+    os._exit(0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is not None and command[0] in _CLEAN_STOP_BEFORE_START and _on_main_thread():
         # Until the service installs its own handler (after its imports, which take a moment),
         # a SIGTERM is still a clean stop: nothing was read, so nothing is lost.
-        signal.signal(signal.SIGTERM, _stop_while_starting(0))
+        signal.signal(signal.SIGTERM, _exit_before_start)
     if command is not None:
         # A command may rewrite its words first (`sweep --param --alpha=...`: a value that starts with a dash).
         normalize = getattr(importlib.import_module(COMMANDS[command[0]].partition(":")[0]), "normalize_argv", None)

@@ -36,12 +36,18 @@ class IngestProcess:
             self.proc.wait(timeout=30)
 
     def stop(self, timeout_s: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait; returns the exit code. Still running after ``timeout_s``: killed, and
+        ``TimeoutError`` says so with the worker's output (what it was doing when the signal came)."""
         if self.proc is None:
             return 0
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return int(self.proc.wait(timeout=timeout_s))
+        try:
+            return int(self.proc.wait(timeout=timeout_s))
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise TimeoutError(f"runstream ingest was still running {timeout_s:g}s after SIGTERM (killed); "
+                               f"its output:\n{self.output()}") from None
 
     def output(self) -> str:
         try:
