@@ -42,7 +42,7 @@ export class VirtualTable {
   renderHead() {
     this.head.style.gridTemplateColumns = this.template();
     this.head.replaceChildren(...this.columns.map((c) => h("div", {
-      class: `vt-cell vt-th${c.sort === false ? "" : " sortable"}`, title: c.title ?? c.label,
+      class: `vt-cell vt-th${c.numeric ? " num" : ""}${c.sort === false ? "" : " sortable"}`, title: c.title ?? c.label,
       onclick: c.sort === false ? null : () => this.sortBy(c.key),
     }, c.label, this.sortKey === c.key ? (this.sortDir > 0 ? " ▲" : " ▼") : "")));
     this.width = this.columns.reduce((a, c) => a + (c.width ?? 120), 0);
@@ -81,6 +81,12 @@ export class VirtualTable {
 }
 
 // Sorts row indices by a column's value: numbers numerically, text naturally, empty cells last.
+// A column width that shows its whole header (12.5px bold: about 7.5px a character, plus padding and
+// the sort arrow), at least \`least\` and at most 320px; a longer header ends in an ellipsis (its title has it whole).
+export function headerWidth(label, least) {
+  return Math.min(320, Math.max(least, Math.ceil(label.length * 7.5) + 34));
+}
+
 export function sortRows(rows, get, dir) {
   const collator = new Intl.Collator(undefined, { numeric: true });
   const keyed = rows.map((i) => [i, get(i)]);

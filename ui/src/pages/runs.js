@@ -2,7 +2,7 @@
 // filter, sort, select runs to compare.
 import { api, uiConfig } from "../api.js";
 import { h, fmtTime, fmtDuration, fmtNum, link, statusBadge, setParams } from "../util.js";
-import { VirtualTable, sortRows } from "../table.js";
+import { VirtualTable, headerWidth, sortRows } from "../table.js";
 import { compileFilter } from "../filter.js";
 import { live } from "./live.js";
 import { registry } from "../chart.js";
@@ -55,7 +55,7 @@ export async function runsPage(experiment, params) {
       const c = data.metrics[m];
       if (!c) continue;
       for (const field of ["last", "min", "max"]) {
-        cols.push({ key: `metric:${m}:${field}`, label: `${m} ${field}`, width: 110, numeric: true,
+        cols.push({ key: `metric:${m}:${field}`, label: `${m} ${field}`, width: headerWidth(`${m} ${field}`, 110), numeric: true,
                     get: (i) => (field === "last" && c.last[i] === null ? c.text[i] : c[field][i]),
                     render: (i) => fmtNum(field === "last" && c.last[i] === null ? c.text[i] : c[field][i]) });
       }

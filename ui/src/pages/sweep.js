@@ -8,7 +8,7 @@ import { ParallelComponent, GridComponent, TooltipComponent, VisualMapComponent 
 import { CanvasRenderer } from "echarts/renderers";
 import { api, uiConfig } from "../api.js";
 import { h, fmtNum, link, setParams, statusBadge } from "../util.js";
-import { VirtualTable } from "../table.js";
+import { VirtualTable, headerWidth } from "../table.js";
 import { live } from "./live.js";
 import { registry } from "../chart.js";
 
@@ -98,8 +98,8 @@ export async function sweepPage(experiment, params) {
       { key: "name", label: "run", width: 200, get: (i) => r.display_name[i] || r.run_id[i],
         render: (i) => h("a", { href: link(`/run/${encodeURIComponent(r.run_id[i])}`), class: "run-link" }, r.display_name[i] || r.run_id[i]) },
       { key: "status", label: "status", width: 100, get: (i) => r.status[i], render: (i) => statusBadge(r.status[i]) },
-      { key: "value", label: `${metric} (${agg})`, width: 140, numeric: true, get: (i) => vals[i], render: (i) => fmtNum(vals[i]) },
-      ...params.map((p) => ({ key: `p:${p.key}`, label: p.key, width: 100, get: (i) => p.col[i] })),
+      { key: "value", label: `${metric} (${agg})`, width: headerWidth(`${metric} (${agg})`, 140), numeric: true, get: (i) => vals[i], render: (i) => fmtNum(vals[i]) },
+      ...params.map((p) => ({ key: `p:${p.key}`, label: p.key, width: headerWidth(p.key, 100), get: (i) => p.col[i] })),
     ]);
     table.setRows(brushed ? ranked.filter((i) => brushed.has(i)) : ranked);
     drawParallel(ranked, params, vals);
@@ -137,6 +137,13 @@ export async function sweepPage(experiment, params) {
   // y labels wider than the gap still push the name out, by their widths, which ECharts measures right.
   const axisName = { nameLocation: "middle", nameTextStyle: { textMargin: 6 } };
 
+  // A value axis 5% wider than the data on each side, so the lowest and highest points sit off the axis lines.
+  // The padded ends carry no label (they are not round numbers); the ticks between stay ECharts' round ones.
+  // Each axis line stays at the other's minimum, not at its zero.
+  const pad = (e) => (e.max - e.min) * 0.05 || Math.abs(e.max) * 0.05 || 1;
+  const paddedAxis = { type: "value", min: (e) => e.min - pad(e), max: (e) => e.max + pad(e), axisLine: { onZero: false },
+                       axisLabel: { showMinLabel: false, showMaxLabel: false } };
+
   function drawScatter() {
     const params = paramColumns();
     const p = params.find((q) => q.key === scatterPick.value) ?? params[0];
@@ -148,8 +155,8 @@ export async function sweepPage(experiment, params) {
       animation: false,
       grid: { left: 60, right: 20, top: 12, bottom: 48 },
       tooltip: { trigger: "item", formatter: (q) => `${q.data[2]}<br>${p.key}: ${q.data[0]}<br>${metric}: ${fmtNum(q.data[1])}` },
-      xAxis: { name: p.key, ...axisName, nameGap: 28, ...(p.numeric ? { type: "value", scale: true } : { type: "category", data: p.categories }) },
-      yAxis: { type: "value", name: metric, ...axisName, nameGap: 40, scale: true },
+      xAxis: { name: p.key, ...axisName, nameGap: 28, ...(p.numeric ? paddedAxis : { type: "category", data: p.categories }) },
+      yAxis: { name: metric, ...axisName, nameGap: 40, ...paddedAxis },
       series: [{ type: "scatter", data: points, symbolSize: 8 }],
     }, true);
   }
