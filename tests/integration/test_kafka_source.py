@@ -125,6 +125,21 @@ def _consume(worker: Worker, count: int) -> None:
     assert consumed[0] == count
 
 
+def _worker_holding_40(bootstrap: str, topic: str) -> tuple[Worker, InMemorySink, list[str]]:
+    """A settled worker on a new 2-partition topic, holding its 40 messages consumed and not flushed."""
+    create_topic(bootstrap, topic, 2)
+    sink = InMemorySink()
+    worker, threads = _worker(bootstrap, topic, sink)
+    try:
+        _settle(worker)
+        produce(bootstrap, topic, _event_messages(40))
+        _consume(worker, 40)
+    except BaseException:
+        worker.source.close()
+        raise
+    return worker, sink, threads
+
+
 def _committed(source: KafkaSource, topic: str, partitions: int) -> dict[int, int | None]:
     from kafka import TopicPartition
 
@@ -135,13 +150,8 @@ def test_a_rebalance_flushes_and_commits_on_the_workers_thread_before_the_partit
         kafka_bootstrap: str, unique_name: str) -> None:
     # Issue 12, items 3 and 8: the flush used to run inside kafka-python's rebalance listener, on its IO
     # thread, and the commit of a partition that moved was dropped, so its next owner read the batch again.
-    create_topic(kafka_bootstrap, unique_name, 2)
-    sink = InMemorySink()
-    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
-    _settle(worker)
-    produce(kafka_bootstrap, unique_name, _event_messages(40))
+    worker, sink, threads = _worker_holding_40(kafka_bootstrap, unique_name)
     try:
-        _consume(worker, 40)
         assert sink.rows("metric_scalars") == []
         with _second_member(kafka_bootstrap, unique_name) as theirs:
             wait_until(lambda: worker.step() is not None and len(worker.source._consumer.assignment()) == 1,
@@ -164,13 +174,8 @@ def test_a_rejoin_announced_between_the_check_and_the_poll_waits_for_the_batch(
     # machine often between the source's check and consumer.poll, which then started the join; from then
     # on kafka-python refused the commit (the member was rebalancing) and the next owners read the batch
     # again. Here that moment is forced: the rejoin is pending when consumer.poll runs without the check.
-    create_topic(kafka_bootstrap, unique_name, 2)
-    sink = InMemorySink()
-    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
-    _settle(worker)
-    produce(kafka_bootstrap, unique_name, _event_messages(40))
+    worker, sink, threads = _worker_holding_40(kafka_bootstrap, unique_name)
     try:
-        _consume(worker, 40)
         with _second_member(kafka_bootstrap, unique_name):
             wait_until(worker.source._rebalance_pending, timeout_s=60, what="the rejoin announced")
             assert worker.source._poll_once(100, 0.0) == {}  # what follows a check that came a moment too early
@@ -189,13 +194,8 @@ def test_a_rebalance_while_clickhouse_refuses_keeps_the_member_and_drops_the_bat
     # A slow sink used to hold the rebalance listener (and the heartbeats) for 20 s against a 10 s
     # session timeout: the member was evicted mid-flush. Now the flush ends within the budget
     # (half the session timeout), the batch is dropped uncommitted and read again, the member stays.
-    create_topic(kafka_bootstrap, unique_name, 2)
-    sink = InMemorySink()
-    worker, threads = _worker(kafka_bootstrap, unique_name, sink)
-    _settle(worker)
-    produce(kafka_bootstrap, unique_name, _event_messages(40))
+    worker, sink, threads = _worker_holding_40(kafka_bootstrap, unique_name)
     try:
-        _consume(worker, 40)
         member = worker.source._consumer._coordinator._generation.member_id
         sink.down = True
         with _second_member(kafka_bootstrap, unique_name) as theirs:

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,29 +205,16 @@ def test_a_script_that_prints_100k_lines(backend: Backend, src: Path) -> None:
         for i in range(100_000):
             print(f"line {i}")
     """))
-    began = time.perf_counter()
     run = Experiment(ws, "submit_it").submit(config)
-    submitted = time.perf_counter()
     result = wait_result(run)
-    ended = time.perf_counter()
     assert result.status == "Completed" and result.dropped_lines == 0
-    alone_began = time.perf_counter()
-    subprocess.run([sys.executable, str(src / "chatty.py")], stdout=subprocess.DEVNULL, check=True,
-                   env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    alone_s = time.perf_counter() - alone_began
     # --follow: the submitter has ended the run, but ingest may still be behind; follow prints until
     # the final status is in and every line sent before it is visible.
     proc = backend.cli("logs", run.id, "--follow")
-    read_began = time.perf_counter()
     out, err = proc.communicate(timeout=180)
-    read_s = time.perf_counter() - read_began
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert len(lines) == 100_000 and lines == [f"line {i}" for i in range(100_000)]
-    job_s = ended - submitted
-    print(f"\n[{backend.name}] submit() returned in {1000 * (submitted - began):.1f} ms; 100,000 lines captured "
-          f"and the run ended in {job_s:.2f} s ({100_000 / job_s:,.0f} lines/s); the same script alone "
-          f"(unbuffered, to /dev/null): {alone_s:.2f} s; `runstream logs` read them back in {read_s:.2f} s")
 
 
 def test_logs_follow_prints_a_running_job_until_it_ends(backend: Backend, src: Path) -> None:
