@@ -29,11 +29,14 @@ export function fmtDuration(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s`;
-  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
 }
 
+// "5m 2s ago" for recent activity; past a month the date says more than a count of days.
 export function fmtAgo(ms, now) {
-  return ms ? `${fmtDuration(now - ms)} ago` : "";
+  if (!ms) return "";
+  return now - ms < 30 * 86400e3 ? `${fmtDuration(now - ms)} ago` : `on ${fmtTime(ms).slice(0, 10)}`;
 }
 
 export function fmtNum(v) {
